@@ -1,0 +1,11 @@
+"""Pulumi entry point (Pulumi.yaml `main: infra/`). Thin: see infra/program.py."""
+
+import sys
+from pathlib import Path
+
+# The engine runs this file by path; make `infra` importable as a package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from infra.program import run
+
+run()

@@ -1,0 +1,30 @@
+"""Account facts every AWS component needs, looked up once per stack through invokes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class AwsAccount:
+    account_id: pulumi.Output[str]
+    partition: pulumi.Output[str]
+    region: str
+
+    @classmethod
+    def lookup(cls, region: str) -> AwsAccount:
+        return cls(
+            account_id=aws.get_caller_identity_output().account_id,
+            partition=aws.get_partition_output().partition,
+            region=region,
+        )
+
+    def root_principal(self) -> pulumi.Output[str]:
+        """The account itself: key policies delegate to IAM policies through it."""
+        return pulumi.Output.concat("arn:", self.partition, ":iam::", self.account_id, ":root")
+
+    def service_host(self, service: str) -> str:
+        return f"{service}.{self.region}.amazonaws.com"

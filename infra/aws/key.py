@@ -1,0 +1,124 @@
+"""The stack's customer-managed KMS key: rotated yearly, usable only through AWS services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.aws.context import AwsAccount
+from infra.common import Baseline, EncryptionKey
+
+# Key administration, spelled out: no wildcard actions even for the account.
+ADMIN_ACTIONS = sorted(
+    [
+        "kms:CancelKeyDeletion",
+        "kms:CreateAlias",
+        "kms:DeleteAlias",
+        "kms:DescribeKey",
+        "kms:DisableKey",
+        "kms:DisableKeyRotation",
+        "kms:EnableKey",
+        "kms:EnableKeyRotation",
+        "kms:GetKeyPolicy",
+        "kms:GetKeyRotationStatus",
+        "kms:ListAliases",
+        "kms:ListGrants",
+        "kms:ListKeyRotations",
+        "kms:ListResourceTags",
+        "kms:PutKeyPolicy",
+        "kms:RevokeGrant",
+        "kms:RotateKeyOnDemand",
+        "kms:ScheduleKeyDeletion",
+        "kms:TagResource",
+        "kms:UntagResource",
+        "kms:UpdateAlias",
+        "kms:UpdateKeyDescription",
+    ]
+)
+USAGE_ACTIONS = sorted(
+    [
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+    ]
+)
+# Services that may use the key on behalf of the account's principals.
+SERVICES = ("s3", "ecr", "sagemaker", "logs")
+ROTATION_DAYS = 365
+DELETION_WINDOW_DAYS = 30
+
+
+@dataclass(frozen=True)
+class PlatformKeyArgs:
+    baseline: Baseline
+    account: AwsAccount
+
+
+def key_policy(account: AwsAccount) -> pulumi.Output[str]:
+    root = account.root_principal()
+    return pulumi.Output.json_dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": ADMIN_ACTIONS,
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "AccountUsesKeyThroughPlatformServices",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": [*USAGE_ACTIONS, "kms:CreateGrant"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:CallerAccount": account.account_id,
+                            "kms:ViaService": [account.service_host(s) for s in SERVICES],
+                        }
+                    },
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+class PlatformKey(pulumi.ComponentResource):
+    """A symmetric KMS key with yearly rotation, a 30-day deletion window and an
+    explicit policy: the account administers it and uses it only through S3, ECR,
+    SageMaker and CloudWatch Logs. Protected and retained in prod."""
+
+    def __init__(
+        self, name: str, args: PlatformKeyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:aws:PlatformKey", name, {}, opts)
+        baseline = args.baseline
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Customer-managed key for {baseline.namer.prefix}",
+            key_usage="ENCRYPT_DECRYPT",
+            customer_master_key_spec="SYMMETRIC_DEFAULT",
+            enable_key_rotation=True,
+            rotation_period_in_days=ROTATION_DAYS,
+            deletion_window_in_days=DELETION_WINDOW_DAYS,
+            policy=key_policy(args.account),
+            tags=dict(baseline.tags),
+            opts=baseline.stateful(self),
+        )
+        self.alias = aws.kms.Alias(
+            f"{name}-alias",
+            name=f"alias/{baseline.namer.name('key', kind='kms-alias')}",
+            target_key_id=self.key.key_id,
+            opts=baseline.child(self),
+        )
+        self.encryption = EncryptionKey(id=self.key.arn, resource=self.key)
+        self.register_outputs({"keyArn": self.key.arn, "alias": self.alias.name})

@@ -1,0 +1,406 @@
+"""One typed, validated model of a stack's settings, the same for every cloud.
+
+`load(stack, values)` turns the flat Pulumi config of a stack (what the Pulumi
+CLI hands the program, or what the offline planner hands it the same way) into
+`PlatformSettings`. Every check happens here, before a resource is registered;
+a bad value raises `SettingsError`, whose text is one line naming the stack
+file, the key path and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+PROJECT = "mlops"
+NAMESPACE = f"{PROJECT}:"
+STACKS_DIR = "stacks"
+
+Cloud = Literal["aws", "gcp", "azure"]
+Environment = Literal["dev", "staging", "prod"]
+
+# Provider config keys that carry placement, per cloud. Only the provider
+# block of a stack file differs between clouds.
+REGION_KEYS: dict[str, str] = {
+    "aws": "aws:region",
+    "gcp": "gcp:region",
+    "azure": "azure-native:location",
+}
+PROVIDER_NAMESPACES: dict[str, str] = {"aws": "aws", "gcp": "gcp", "azure": "azure-native"}
+REQUIRED_PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
+    "aws": ("aws:region",),
+    "gcp": ("gcp:project", "gcp:region"),
+    "azure": ("azure-native:location",),
+}
+REGION_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
+    "aws": (re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov)?-[a-z]+-\d$"), "like us-east-1"),
+    "gcp": (
+        re.compile(r"^(us|europe|asia|australia|northamerica|southamerica|me|africa)-[a-z]+\d$"),
+        "like us-central1",
+    ),
+    "azure": (re.compile(r"^[a-z]+[a-z0-9]*$"), "like westeurope"),
+}
+GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+NAME_RULE = "lowercase letters, digits and '-', starting with a letter, at most 20 characters"
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+class SettingsError(Exception):
+    """A stack file that cannot be planned. `str()` is the one-line message."""
+
+    def __init__(self, stack_file: str, key: str, problem: str) -> None:
+        self.stack_file = stack_file
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{stack_file}: {key}: {problem}")
+
+
+def _name(kind: str):
+    def check(value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid {kind} name ({NAME_RULE})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _unique(kind: str):
+    def check(values: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for value in values:
+            if value in seen:
+                raise ValueError(f"{kind} {value!r} is listed twice")
+            seen.add(value)
+        return values
+
+    return AfterValidator(check)
+
+
+ZoneName = Annotated[str, _name("zone")]
+RepositoryName = Annotated[str, _name("repository")]
+Days = Annotated[int, Field(ge=1, le=3650)]
+
+
+class Model(BaseModel):
+    """Base for every settings object: immutable, camelCase keys, no unknown keys."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=False,
+    )
+
+
+class Tiering(Model):
+    """When objects move to cheaper storage classes, in days after creation."""
+
+    cool_after_days: Days = 30
+    archive_after_days: Days | None = 180
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Tiering:
+        if self.archive_after_days is not None and self.archive_after_days <= self.cool_after_days:
+            raise ValueError(
+                f"archiveAfterDays ({self.archive_after_days}) must be later than "
+                f"coolAfterDays ({self.cool_after_days})"
+            )
+        return self
+
+
+class Retention(Model):
+    """How long superseded and deleted data stays recoverable."""
+
+    noncurrent_version_days: Days = 90
+    soft_delete_days: Annotated[int, Field(ge=7, le=90)] = 7
+    abort_incomplete_upload_days: Annotated[int, Field(ge=1, le=30)] = 7
+
+
+class AccessLogs(Model):
+    """Server access logs for every lake bucket, kept in a dedicated log store."""
+
+    enabled: bool = True
+    retention_days: Days = 365
+
+
+class LakeSettings(Model):
+    zones: Annotated[list[ZoneName], Field(min_length=1, max_length=10), _unique("zone")] = [
+        "raw",
+        "curated",
+        "features",
+    ]
+    tiering: Tiering = Tiering()
+    retention: Retention = Retention()
+    access_logs: AccessLogs = AccessLogs()
+
+
+class ContainerRegistrySettings(Model):
+    repositories: Annotated[
+        list[RepositoryName], Field(min_length=1, max_length=50), _unique("repository")
+    ] = ["training", "serving"]
+    immutable_tags: bool = True
+    scan_on_push: bool = True
+    untagged_retention_days: Annotated[int, Field(ge=1, le=365)] = 7
+    keep_last_images: Annotated[int, Field(ge=1, le=1000)] = 30
+
+
+class ModelRegistrySettings(Model):
+    enabled: bool = True
+
+
+class RegistrySettings(Model):
+    containers: ContainerRegistrySettings = ContainerRegistrySettings()
+    models: ModelRegistrySettings = ModelRegistrySettings()
+
+
+AcceleratorKind = Literal["gpu", "tpu", "inferentia", "trainium"]
+ACCELERATOR_CLOUDS: dict[str, frozenset[str]] = {
+    "gpu": frozenset({"aws", "gcp", "azure"}),
+    "tpu": frozenset({"gcp"}),
+    "inferentia": frozenset({"aws"}),
+    "trainium": frozenset({"aws"}),
+}
+
+
+class Monitoring(Model):
+    data_capture_percent: Annotated[int, Field(ge=0, le=100)] = 10
+    drift_check_schedule: Literal["hourly", "daily"] = "daily"
+
+
+class EndpointSettings(Model):
+    image: Annotated[str, Field(min_length=1)]
+    model_artifact: Annotated[str, Field(min_length=1)]
+    instance_type: Annotated[str, Field(min_length=1)]
+    accelerator: AcceleratorKind | None = None
+    min_replicas: Annotated[int, Field(ge=1, le=100)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = 2
+    monitoring: Monitoring = Monitoring()
+
+    @model_validator(mode="after")
+    def _bounds(self) -> EndpointSettings:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"maxReplicas ({self.max_replicas}) is below minReplicas ({self.min_replicas})"
+            )
+        return self
+
+
+class AcceleratorPoolSettings(Model):
+    kind: AcceleratorKind
+    type: Annotated[str, Field(min_length=1)]
+    min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_nodes: Annotated[int, Field(ge=1, le=1000)] = 1
+    spot: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AcceleratorPoolSettings:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"maxNodes ({self.max_nodes}) is below minNodes ({self.min_nodes})")
+        return self
+
+
+def _named_map(kind: str):
+    def check(values: dict[str, Any]) -> dict[str, Any]:
+        for key in values:
+            if not _NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid {kind} name ({NAME_RULE})")
+        return values
+
+    return AfterValidator(check)
+
+
+class ProjectSettings(Model):
+    """The `mlops:*` keys of a stack file (namespace stripped)."""
+
+    cloud: Cloud
+    environment: Environment
+    owner: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._@-]{0,62}$")]
+    cost_center: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    lake: LakeSettings = LakeSettings()
+    registries: RegistrySettings = RegistrySettings()
+    endpoints: Annotated[dict[str, EndpointSettings], _named_map("endpoint")] = {}
+    accelerator_pools: Annotated[
+        dict[str, AcceleratorPoolSettings], _named_map("accelerator pool")
+    ] = {}
+
+
+class PlatformSettings(Model):
+    """Everything a cloud package needs to build a stack."""
+
+    stack: str
+    stack_file: str
+    cloud: Cloud
+    environment: Environment
+    region: str
+    gcp_project: str | None = None
+    owner: str
+    cost_center: str
+    lake: LakeSettings
+    registries: RegistrySettings
+    endpoints: dict[str, EndpointSettings]
+    accelerator_pools: dict[str, AcceleratorPoolSettings]
+
+    @property
+    def protect(self) -> bool:
+        """Prod protects everything stateful from deletion."""
+        return self.environment == "prod"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags (AWS, Azure) and labels (GCP): one set of keys valid on every cloud."""
+        return {
+            "project": PROJECT,
+            "stack": self.stack,
+            "environment": self.environment,
+            "owner": self.owner.replace("@", "_").replace(".", "_"),
+            "cost-center": self.cost_center,
+            "managed-by": "pulumi",
+        }
+
+
+def stack_file(stack: str) -> str:
+    return f"{STACKS_DIR}/Pulumi.{stack}.yaml"
+
+
+def _decode(value: Any) -> Any:
+    """Config values reach a program as strings; objects and lists JSON-encoded."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = f"{NAMESPACE}{loc[0]}"
+    for part in loc[1:]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "is required"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if "input" in error and kind not in ("model_type", "dict_type"):
+        shown = error["input"]
+        if isinstance(shown, str | int | float | bool) and repr(shown) not in message:
+            message = f"{shown!r}: {message}"
+    return message
+
+
+def _first_error(exc: ValidationError, stack: str) -> SettingsError:
+    error = sorted(exc.errors(), key=lambda e: tuple(str(p) for p in e["loc"]))[0]
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    key = _key_path(loc) if loc else f"{NAMESPACE}*"
+    return SettingsError(stack_file(stack), key, _problem(error))
+
+
+def _check_namespaces(stack: str, cloud: str, values: Mapping[str, Any]) -> None:
+    others = {ns: c for c, ns in PROVIDER_NAMESPACES.items() if c != cloud}
+    for key in sorted(values):
+        namespace = key.split(":", 1)[0]
+        if namespace in others:
+            raise SettingsError(
+                stack_file(stack),
+                key,
+                f"is a {others[namespace]} setting, but {NAMESPACE}cloud is {cloud}",
+            )
+
+
+def _check_region(stack: str, cloud: str, values: Mapping[str, Any]) -> str:
+    for key in REQUIRED_PROVIDER_KEYS[cloud]:
+        if not values.get(key):
+            raise SettingsError(
+                stack_file(stack), key, f"is required when {NAMESPACE}cloud is {cloud}"
+            )
+    key = REGION_KEYS[cloud]
+    region = str(values[key])
+    pattern, example = REGION_PATTERNS[cloud]
+    if pattern.match(region):
+        return region
+    for other, (other_pattern, _) in sorted(REGION_PATTERNS.items()):
+        if other != cloud and other_pattern.match(region):
+            raise SettingsError(
+                stack_file(stack), key, f"{region!r} is a region of {other}, not of {cloud}"
+            )
+    raise SettingsError(stack_file(stack), key, f"{region!r} is not a {cloud} region ({example})")
+
+
+def _check_cloud_support(stack: str, cloud: str, project: ProjectSettings) -> None:
+    for kind, entries in (
+        ("endpoints", project.endpoints),
+        ("acceleratorPools", project.accelerator_pools),
+    ):
+        for name, entry in sorted(entries.items()):
+            accelerator = getattr(entry, "kind", None) or getattr(entry, "accelerator", None)
+            if accelerator and cloud not in ACCELERATOR_CLOUDS[accelerator]:
+                field = "kind" if kind == "acceleratorPools" else "accelerator"
+                raise SettingsError(
+                    stack_file(stack),
+                    f"{NAMESPACE}{kind}.{name}.{field}",
+                    f"{accelerator} is not offered on {cloud} "
+                    f"(offered on {', '.join(sorted(ACCELERATOR_CLOUDS[accelerator]))})",
+                )
+    for kind, entries in (
+        ("endpoints", project.endpoints),
+        ("acceleratorPools", project.accelerator_pools),
+    ):
+        if entries:
+            raise SettingsError(
+                stack_file(stack),
+                f"{NAMESPACE}{kind}",
+                "is validated but not provisioned by this release; remove it until it is",
+            )
+    if cloud == "aws" and project.lake.tiering.cool_after_days < 30:
+        raise SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}lake.tiering.coolAfterDays",
+            f"{project.lake.tiering.cool_after_days} is too early: S3 moves objects to "
+            "STANDARD_IA no sooner than 30 days after creation",
+        )
+
+
+def load(stack: str, values: Mapping[str, Any]) -> PlatformSettings:
+    """Validate a stack's flat config (`{"mlops:lake": "...json...", "aws:region": ...}`)."""
+    own = {
+        key[len(NAMESPACE) :]: _decode(v) for key, v in values.items() if key.startswith(NAMESPACE)
+    }
+    try:
+        project = ProjectSettings.model_validate(own)
+    except ValidationError as exc:
+        raise _first_error(exc, stack) from None
+    _check_namespaces(stack, project.cloud, values)
+    region = _check_region(stack, project.cloud, values)
+    gcp_project = str(values["gcp:project"]) if project.cloud == "gcp" else None
+    if gcp_project is not None and not GCP_PROJECT_ID.match(gcp_project):
+        raise SettingsError(
+            stack_file(stack), "gcp:project", f"{gcp_project!r} is not a project id"
+        )
+    _check_cloud_support(stack, project.cloud, project)
+    return PlatformSettings(
+        stack=stack,
+        stack_file=stack_file(stack),
+        region=region,
+        gcp_project=gcp_project,
+        **project.model_dump(by_alias=False),
+    )

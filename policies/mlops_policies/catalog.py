@@ -1,0 +1,61 @@
+"""What the rules know about resource types, in one place."""
+
+from __future__ import annotations
+
+# Resources that hold data or identity: losing one loses data or breaks trust.
+STATEFUL_TYPES: frozenset[str] = frozenset(
+    {
+        "aws:s3/bucket:Bucket",
+        "aws:kms/key:Key",
+        "aws:ecr/repository:Repository",
+        "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+        "gcp:storage/bucket:Bucket",
+        "gcp:kms/keyRing:KeyRing",
+        "gcp:kms/cryptoKey:CryptoKey",
+        "gcp:artifactregistry/repository:Repository",
+        "azure-native:resources:ResourceGroup",
+        "azure-native:storage:StorageAccount",
+        "azure-native:storage:BlobContainer",
+        "azure-native:keyvault:Vault",
+        "azure-native:keyvault:Key",
+        "azure-native:containerregistry:Registry",
+        "azure-native:operationalinsights:Workspace",
+        "azure-native:machinelearningservices:Registry",
+    }
+)
+
+# Resources that take tags (AWS, Azure) or labels (GCP), and under which input.
+TAG_PROPERTY: dict[str, str] = {
+    "aws:s3/bucket:Bucket": "tags",
+    "aws:kms/key:Key": "tags",
+    "aws:ecr/repository:Repository": "tags",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "tags",
+    "gcp:storage/bucket:Bucket": "labels",
+    "gcp:kms/cryptoKey:CryptoKey": "labels",
+    "gcp:artifactregistry/repository:Repository": "labels",
+    "azure-native:resources:ResourceGroup": "tags",
+    "azure-native:storage:StorageAccount": "tags",
+    "azure-native:keyvault:Vault": "tags",
+    "azure-native:containerregistry:Registry": "tags",
+    "azure-native:operationalinsights:Workspace": "tags",
+    "azure-native:machinelearningservices:Registry": "tags",
+}
+
+REQUIRED_TAGS: tuple[str, ...] = (
+    "project",
+    "stack",
+    "environment",
+    "owner",
+    "cost-center",
+    "managed-by",
+)
+
+# Inputs that carry an IAM policy document, per type.
+POLICY_DOCUMENT_PROPERTY: dict[str, str] = {
+    "aws:kms/key:Key": "policy",
+    "aws:s3/bucketPolicy:BucketPolicy": "policy",
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": "policy",
+    "aws:iam/policy:Policy": "policy",
+    "aws:iam/rolePolicy:RolePolicy": "policy",
+    "aws:iam/role:Role": "assumeRolePolicy",
+}

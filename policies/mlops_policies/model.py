@@ -1,0 +1,75 @@
+"""The one view of a resource every rule reads, and the rule declarations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Level = Literal["mandatory", "advisory", "disabled"]
+
+
+@dataclass(frozen=True)
+class Resource:
+    type: str
+    urn: str
+    name: str
+    props: Mapping[str, Any]
+    protect: bool = False
+    # property name -> URNs of the resources that property's value came from
+    property_dependencies: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def depends_on(self, prop: str, other: Resource) -> bool:
+        return other.urn in self.property_dependencies.get(prop, ())
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    message: str
+    urn: str | None
+
+
+ResourceCheck = Callable[[Resource], Iterable[str]]
+StackCheck = Callable[[Sequence[Resource]], Iterable[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One control. `resource` checks a resource alone; `stack` checks how resources
+    relate (an S3 bucket and the separate resources that configure it) and yields
+    (urn, message) pairs."""
+
+    name: str
+    description: str
+    level: Level
+    resource: ResourceCheck | None = None
+    stack: StackCheck | None = None
+    remediation: str = ""
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """A known, reasoned exception to a rule for the resources `applies` selects."""
+
+    id: str
+    policy: str
+    reason: str
+    applies: Callable[[Resource], bool]
+
+
+def by_type(resources: Iterable[Resource], *types: str) -> list[Resource]:
+    return [r for r in resources if r.type in types]
+
+
+def configuring(
+    resources: Sequence[Resource], target: Resource, config_type: str, prop: str = "bucket"
+) -> list[Resource]:
+    """Resources of `config_type` whose `prop` points at `target` (by dependency or by name)."""
+    name = target.props.get(prop)
+    return [
+        r
+        for r in resources
+        if r.type == config_type
+        and (r.depends_on(prop, target) or (name is not None and r.props.get(prop) == name))
+    ]

@@ -1,0 +1,116 @@
+"""The one place rules become CrossGuard policies. The pack (policies/__main__.py)
+and the offline run (tools/policy_run.py) both call `crossguard_policies()`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from mlops_policies.exemptions import exemption_for
+from mlops_policies.model import Level, Resource, Rule
+from mlops_policies.rules import RULES
+
+PACK_NAME = "mlops-guardrails"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+LEVELS: dict[str, EnforcementLevel] = {
+    "mandatory": EnforcementLevel.MANDATORY,
+    "advisory": EnforcementLevel.ADVISORY,
+    "disabled": EnforcementLevel.DISABLED,
+}
+
+
+def from_validation_args(args: ResourceValidationArgs) -> Resource:
+    return Resource(
+        type=args.resource_type,
+        urn=args.urn,
+        name=args.name,
+        props=args.props,
+        protect=bool(args.opts.protect),
+    )
+
+
+def from_policy_resource(resource: PolicyResource) -> Resource:
+    return Resource(
+        type=resource.resource_type,
+        urn=resource.urn,
+        name=resource.name,
+        props=resource.props,
+        protect=bool(resource.opts.protect),
+        property_dependencies={
+            prop: tuple(dep.urn for dep in deps)
+            for prop, deps in (resource.property_dependencies or {}).items()
+        },
+    )
+
+
+def _resource_policy(rule: Rule) -> Policy:
+    check = rule.resource
+    assert check is not None
+
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        resource = from_validation_args(args)
+        if exemption_for(rule.name, resource):
+            return
+        for message in check(resource):
+            report(message, None)
+
+    return ResourceValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        enforcement_level=LEVELS[rule.level],
+        validate=validate,
+        remediation_steps=rule.remediation or None,
+    )
+
+
+def _stack_policy(rule: Rule) -> Policy:
+    check = rule.stack
+    assert check is not None
+
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        resources = [from_policy_resource(r) for r in args.resources]
+        by_urn = {r.urn: r for r in resources}
+        for urn, message in check(resources):
+            if not exemption_for(rule.name, by_urn.get(urn)):
+                report(message, urn)
+
+    return StackValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        enforcement_level=LEVELS[rule.level],
+        validate=validate,
+        remediation_steps=rule.remediation or None,
+    )
+
+
+def crossguard_policies() -> list[Policy]:
+    return [_stack_policy(r) if r.stack else _resource_policy(r) for r in RULES]
+
+
+def environment_levels(environment: str) -> dict[str, Level]:
+    """Each rule's enforcement level once the environment's pack config is applied,
+    as `pulumi preview --policy-pack-config policies/config/<env>.json` applies it."""
+    levels: dict[str, Level] = {rule.name: rule.level for rule in RULES}
+    config: Mapping[str, Any] = json.loads((CONFIG_DIR / f"{environment}.json").read_text())
+    for name, value in config.items():
+        level = value.get("enforcementLevel") if isinstance(value, dict) else value
+        if name == "all":
+            levels = dict.fromkeys(levels, level)
+        elif name in levels and level in LEVELS:
+            levels[name] = level
+        else:
+            raise ValueError(f"policies/config/{environment}.json: {name}: unknown policy or level")
+    return levels

@@ -1,0 +1,52 @@
+"""Least privilege in every policy document: no Allow to every principal, no `*` action."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mlops_policies.catalog import POLICY_DOCUMENT_PROPERTY
+from mlops_policies.model import Resource, Rule
+from mlops_policies.rules.storage import _statements
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _wildcard_principal(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, dict):
+        return any("*" in _as_list(v) for v in principal.values())
+    return False
+
+
+def least_privilege(resource: Resource) -> Iterator[str]:
+    prop = POLICY_DOCUMENT_PROPERTY.get(resource.type)
+    if prop is None:
+        return
+    for index, statement in enumerate(_statements(resource.props.get(prop))):
+        # A Deny naming every principal restricts; only grants are checked.
+        if statement.get("Effect") != "Allow":
+            continue
+        label = statement.get("Sid") or f"statement {index}"
+        if _wildcard_principal(statement.get("Principal")):
+            yield f"{label} allows every principal ('*')"
+        wildcards = [a for a in _as_list(statement.get("Action")) if "*" in str(a)]
+        if wildcards:
+            yield f"{label} allows wildcard actions {sorted(wildcards)}"
+        if statement.get("NotAction") is not None:
+            yield f"{label} allows by NotAction, which grants everything not listed"
+
+
+RULES = (
+    Rule(
+        name="iam-least-privilege",
+        description="Policy documents grant no wildcard principal and no wildcard action.",
+        level="mandatory",
+        resource=least_privilege,
+    ),
+)

@@ -1,0 +1,184 @@
+"""Pulumi mocks that stand in for the engine and the clouds, deterministically.
+
+`RecordingMonitor` sees every RegisterResource request, options included
+(protect, retainOnDelete, parent, provider, dependencies), which
+`Mocks.new_resource` alone does not. `CloudMocks` answers with stable ids and
+the computed outputs programs read (ARNs, names, ids); nothing random.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.sync_await import _ensure_event_loop
+
+ACCOUNT_ID = "111111111111"
+GCP_PROJECT_NUMBER = "222222222222"
+AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+AZURE_TENANT = "00000000-0000-0000-0000-000000000002"
+AZURE_OBJECT = "00000000-0000-0000-0000-000000000003"
+_NAMESPACE = uuid.UUID("6f6c6f67-6d6c-6f70-7370-6c6174666f72")
+
+
+def stable_uuid(*parts: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    custom: bool
+    parent: str
+    protect: bool
+    retain_on_delete: bool
+    provider: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    inputs: dict[str, Any]
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        _ensure_event_loop()
+        self.registrations.append(
+            Registration(
+                type=request.type,
+                name=request.name,
+                urn=self.make_urn(request.parent, request.type, request.name),
+                custom=bool(request.custom),
+                parent=request.parent,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                provider=request.provider,
+                dependencies=sorted(set(request.dependencies)),
+                property_dependencies={
+                    key: sorted(set(deps.urns))
+                    for key, deps in request.propertyDependencies.items()
+                    if deps.urns
+                },
+                inputs=rpc.deserialize_properties(request.object) or {},
+            )
+        )
+        return super().RegisterResource(request)
+
+
+class CloudMocks(Mocks):
+    """Stable ids and computed outputs for the three clouds' resources."""
+
+    def __init__(self, region: str, gcp_project: str | None = None) -> None:
+        self.region = region
+        self.gcp_project = gcp_project or "offline-project"
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        provider = args.typ.split(":", 1)[0]
+        computed = {
+            "aws": self._aws,
+            "gcp": self._gcp,
+            "azure-native": self._azure,
+        }.get(provider)
+        resource_id = f"{args.name}-id"
+        if computed is not None:
+            resource_id, extra = computed(args.typ, args.name, state)
+            for key, value in extra.items():
+                state.setdefault(key, value)
+        return resource_id, state
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        answers: dict[str, dict[str, Any]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
+                "userId": "offline",
+                "id": ACCOUNT_ID,
+            },
+            "aws:index/getPartition:getPartition": {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "id": "aws",
+            },
+            "aws:index/getRegion:getRegion": {"name": self.region, "region": self.region},
+            "gcp:organizations/getProject:getProject": {
+                "number": GCP_PROJECT_NUMBER,
+                "projectId": self.gcp_project,
+                "name": self.gcp_project,
+            },
+            "gcp:storage/getProjectServiceAccount:getProjectServiceAccount": {
+                "emailAddress": (
+                    f"service-{GCP_PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
+                ),
+                "project": self.gcp_project,
+            },
+            "azure-native:authorization:getClientConfig": {
+                "subscriptionId": AZURE_SUBSCRIPTION,
+                "tenantId": AZURE_TENANT,
+                "objectId": AZURE_OBJECT,
+                "clientId": AZURE_OBJECT,
+            },
+        }
+        if args.token not in answers:
+            raise KeyError(f"the offline plan has no answer for invoke {args.token}")
+        return answers[args.token], []
+
+    def _aws(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        service = typ.split(":")[1].split("/", maxsplit=1)[0]
+        if typ == "aws:s3/bucket:Bucket":
+            bucket = state.get("bucket") or name
+            return bucket, {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+        if typ == "aws:kms/key:Key":
+            key_id = stable_uuid(typ, name)
+            arn = f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{key_id}"
+            return key_id, {"keyId": key_id, "arn": arn}
+        arn = f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{name}"
+        extra: dict[str, Any] = {"arn": arn}
+        if typ == "aws:ecr/repository:Repository":
+            repo = state.get("name", name)
+            extra["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}"
+        return name, extra
+
+    def _gcp(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        resource_name = state.get("name") or name
+        if typ == "gcp:kms/keyRing:KeyRing":
+            ring = f"projects/{self.gcp_project}/locations/{self.region}/keyRings/{resource_name}"
+            return ring, {"name": resource_name}
+        if typ == "gcp:kms/cryptoKey:CryptoKey":
+            key = f"{state.get('keyRing')}/cryptoKeys/{resource_name}"
+            return key, {"name": resource_name}
+        extra: dict[str, Any] = {"name": resource_name}
+        if typ == "gcp:storage/bucket:Bucket":
+            extra["url"] = f"gs://{resource_name}"
+            extra["selfLink"] = f"https://www.googleapis.com/storage/v1/b/{resource_name}"
+        return resource_name, extra
+
+    def _azure(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        module, kind = typ.split(":")[1], typ.split(":")[2]
+        resource_name = next(
+            (
+                str(v)
+                for k, v in sorted(state.items())
+                if k.endswith("Name") and k != "resourceGroupName" and isinstance(v, str)
+            ),
+            name,
+        )
+        group = state.get("resourceGroupName", resource_name)
+        base = f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/{group}"
+        if typ == "azure-native:resources:ResourceGroup":
+            return base, {"name": resource_name}
+        resource_id = f"{base}/providers/{module}/{kind}/{resource_name}"
+        extra: dict[str, Any] = {"name": resource_name}
+        if typ.endswith(":UserAssignedIdentity"):
+            extra |= {
+                "principalId": stable_uuid(typ, name, "principal"),
+                "clientId": stable_uuid(typ, name),
+            }
+        return resource_id, extra

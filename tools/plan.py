@@ -1,0 +1,169 @@
+"""Offline plan: run the real Pulumi program on mocks, no CLI and no cloud account.
+
+    python -m tools.plan --out build/plan [--stack NAME ...]
+
+Writes <out>/<stack>.json in the shape of `pulumi preview --json` (plus the
+offline `policyViolations` list) and <out>/<stack>.md, the report a pull
+request shows. Exit status: 0 clean, 1 a mandatory policy violation, 2 a
+settings error (one line on stderr, nothing written for that stack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import json
+import runpy
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "policies")]
+
+import pulumi  # noqa: E402
+from pulumi.runtime import set_all_config, set_mocks  # noqa: E402
+from pulumi.runtime.stack import wait_for_rpcs  # noqa: E402
+from pulumi.runtime.sync_await import _sync_await  # noqa: E402
+
+from infra.settings import PlatformSettings, SettingsError, load  # noqa: E402
+from tools import report, stackfiles  # noqa: E402
+from tools.mockcloud import CloudMocks, RecordingMonitor, Registration  # noqa: E402
+from tools.policy_run import Finding, evaluate  # noqa: E402
+
+PROGRAM = ROOT / "infra" / "__main__.py"
+PROJECT = "mlops"
+
+
+@dataclass
+class StackPlan:
+    stack: str
+    settings: PlatformSettings
+    registrations: list[Registration]
+    outputs: dict[str, Any]
+    findings: list[Finding]
+
+    @property
+    def mandatory(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "mandatory"]
+
+    @property
+    def advisory(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "advisory"]
+
+    def preview_json(self) -> dict[str, Any]:
+        steps = [_step(r) for r in sorted(self.registrations, key=lambda r: r.urn)]
+        return {
+            "changeSummary": {"create": len(steps)},
+            "policyViolations": [f.as_json() for f in self.findings],
+            "steps": steps,
+        }
+
+
+def _step(reg: Registration) -> dict[str, Any]:
+    return {
+        "op": "create",
+        "urn": reg.urn,
+        "newState": {
+            "custom": reg.custom,
+            "dependencies": reg.dependencies,
+            "inputs": _plain(reg.inputs),
+            "parent": reg.parent,
+            "propertyDependencies": reg.property_dependencies,
+            "protect": reg.protect,
+            "provider": reg.provider,
+            "retainOnDelete": reg.retain_on_delete,
+            "type": reg.type,
+            "urn": reg.urn,
+        },
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Whole numbers back to ints: the engine's wire format carries every number as a double."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _resolve(value: Any) -> Any:
+    if isinstance(value, pulumi.Output):
+        return _resolve(_sync_await(value.future()))
+    if isinstance(value, dict):
+        return {k: _resolve(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_resolve(v) for v in value]
+    return value
+
+
+def load_settings(stack: str) -> tuple[PlatformSettings, dict[str, str]]:
+    """Validate first, exactly as the program will: a bad file plans nothing."""
+    values = stackfiles.as_engine_strings(stackfiles.stack_values(stack))
+    return load(stack, values), values
+
+
+def _run_program(stack: str, settings: PlatformSettings, config: dict[str, str]) -> StackPlan:
+    set_all_config(config)
+    monitor = RecordingMonitor(CloudMocks(settings.region, settings.gcp_project))
+    # preview=False: mocks resolve every output, so policies read concrete values.
+    set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    runpy.run_path(str(PROGRAM), run_name="__main__")
+    _sync_await(wait_for_rpcs())
+    root = pulumi.runtime.get_root_resource()
+    outputs = _resolve(dict(getattr(root, "outputs", {})))
+    findings = evaluate(monitor.registrations, settings.environment)
+    return StackPlan(stack, settings, monitor.registrations, outputs, findings)
+
+
+def plan_stack(stack: str) -> StackPlan:
+    settings, config = load_settings(stack)
+    # A fresh context per stack: the SDK keeps its root resource and config in ContextVars.
+    return contextvars.Context().run(_run_program, stack, settings, config)
+
+
+def write(plan: StackPlan, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    body = json.dumps(plan.preview_json(), indent=2, sort_keys=True) + "\n"
+    (out / f"{plan.stack}.json").write_text(body)
+    (out / f"{plan.stack}.md").write_text(report.render(plan))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "plan")
+    parser.add_argument("--stack", action="append", help="stack name (repeatable); default all")
+    args = parser.parse_args(argv)
+    stacks = args.stack or stackfiles.stack_names()
+    status = 0
+    for stack in stacks:
+        started = time.perf_counter()
+        try:
+            plan = plan_stack(stack)
+        except (SettingsError, FileNotFoundError) as error:
+            print(str(error), file=sys.stderr)
+            status = 2
+            continue
+        write(plan, args.out)
+        seconds = time.perf_counter() - started
+        print(
+            f"{stack}: {len(plan.registrations)} resources, "
+            f"{len(plan.mandatory)} mandatory / {len(plan.advisory)} advisory violations, "
+            f"{seconds:.1f} s"
+        )
+        for finding in plan.mandatory:
+            print(
+                f"  mandatory {finding.policy}: {finding.message} ({finding.urn})", file=sys.stderr
+            )
+        if plan.mandatory and status == 0:
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The Markdown summary of one stack's plan: what a pull-request comment shows."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from mlops_policies.catalog import STATEFUL_TYPES
+
+if TYPE_CHECKING:
+    from tools.plan import StackPlan
+
+
+def _short(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _policy_section(plan: StackPlan) -> list[str]:
+    if not plan.findings:
+        return ["All policies pass."]
+    lines = ["| level | policy | resource | message |", "|---|---|---|---|"]
+    for f in plan.findings:
+        lines.append(f"| {f.level} | {f.policy} | `{_short(f.urn)}` | {f.message} |")
+    return lines
+
+
+def _outputs(outputs: dict[str, Any]) -> list[str]:
+    lines = ["| output | value |", "|---|---|"]
+    for key in sorted(outputs):
+        value = json.dumps(outputs[key], sort_keys=True)
+        lines.append(f"| {key} | `{value}` |")
+    return lines
+
+
+def render(plan: StackPlan) -> str:
+    regs = [r for r in plan.registrations if r.type != "pulumi:pulumi:Stack"]
+    counts = Counter(r.type for r in regs)
+    stateful = sorted((r for r in regs if r.type in STATEFUL_TYPES), key=lambda r: r.urn)
+    s = plan.settings
+    verdict = "FAIL" if plan.mandatory else "pass"
+    lines = [
+        f"## Plan: `{plan.stack}` ({s.cloud}, {s.environment}, {s.region})",
+        "",
+        f"**{len(regs)} resources** to create; policies: **{verdict}** "
+        f"({len(plan.mandatory)} mandatory, {len(plan.advisory)} advisory violations).",
+        "",
+        "### Policy results",
+        "",
+        *_policy_section(plan),
+        "",
+        "### Stateful resources",
+        "",
+        "| resource | type | protect | retainOnDelete |",
+        "|---|---|---|---|",
+        *(
+            f"| `{r.name}` | `{r.type}` | {_yes(r.protect)} | {_yes(r.retain_on_delete)} |"
+            for r in stateful
+        ),
+        "",
+        "<details><summary>Resources by type</summary>",
+        "",
+        "| type | count |",
+        "|---|---|",
+        *(f"| `{t}` | {n} |" for t, n in sorted(counts.items())),
+        "",
+        "</details>",
+        "",
+        "<details><summary>Stack outputs</summary>",
+        "",
+        *_outputs(plan.outputs),
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Stack files as the Pulumi CLI reads them: Pulumi.yaml defaults under the stack's values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILE = ROOT / "Pulumi.yaml"
+
+
+def project() -> dict[str, Any]:
+    return yaml.safe_load(PROJECT_FILE.read_text())
+
+
+def stacks_dir() -> Path:
+    return ROOT / project()["stackConfigDir"]
+
+
+def stack_names() -> list[str]:
+    return sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir().glob("Pulumi.*.yaml")
+    )
+
+
+def _qualified(key: str, name: str) -> str:
+    return key if ":" in key else f"{name}:{key}"
+
+
+def project_defaults() -> dict[str, Any]:
+    data = project()
+    out: dict[str, Any] = {}
+    for key, decl in (data.get("config") or {}).items():
+        if isinstance(decl, dict) and ("default" in decl or "value" in decl):
+            out[_qualified(key, data["name"])] = decl.get("value", decl.get("default"))
+        elif not isinstance(decl, dict):
+            out[_qualified(key, data["name"])] = decl
+    return out
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    """The stack's config: project defaults, then the stack file's own values."""
+    path = stacks_dir() / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.relative_to(ROOT)}: no such stack file")
+    data = yaml.safe_load(path.read_text()) or {}
+    name = project()["name"]
+    values = project_defaults()
+    values.update({_qualified(k, name): v for k, v in (data.get("config") or {}).items()})
+    return values
+
+
+def as_engine_strings(values: dict[str, Any]) -> dict[str, str]:
+    """Config reaches a program as strings: objects and lists JSON, booleans lowercase."""
+
+    def encode(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, dict | list):
+            return json.dumps(value)
+        return str(value)
+
+    return {key: encode(value) for key, value in values.items()}
