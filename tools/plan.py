@@ -102,10 +102,13 @@ def _resolve(value: Any) -> Any:
     return value
 
 
-def load_settings(stack: str) -> tuple[PlatformSettings, dict[str, str]]:
-    """Validate first, exactly as the program will: a bad file plans nothing."""
-    values = stackfiles.as_engine_strings(stackfiles.stack_values(stack))
-    return load(stack, values), values
+def plan_values(stack: str, values: dict[str, Any]) -> StackPlan:
+    """Plan a stack from config values (as a stack file holds them, defaults merged)."""
+    config = stackfiles.as_engine_strings(values)
+    # Validate first, exactly as the program will: a bad file plans nothing.
+    settings = load(stack, config)
+    # A fresh context per stack: the SDK keeps its root resource and config in ContextVars.
+    return contextvars.Context().run(_run_program, stack, settings, config)
 
 
 def _run_program(stack: str, settings: PlatformSettings, config: dict[str, str]) -> StackPlan:
@@ -122,9 +125,7 @@ def _run_program(stack: str, settings: PlatformSettings, config: dict[str, str])
 
 
 def plan_stack(stack: str) -> StackPlan:
-    settings, config = load_settings(stack)
-    # A fresh context per stack: the SDK keeps its root resource and config in ContextVars.
-    return contextvars.Context().run(_run_program, stack, settings, config)
+    return plan_values(stack, stackfiles.stack_values(stack))
 
 
 def write(plan: StackPlan, out: Path) -> None:
