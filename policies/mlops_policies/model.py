@@ -36,16 +36,24 @@ StackCheck = Callable[[Sequence[Resource]], Iterable[tuple[str, str]]]
 
 @dataclass(frozen=True)
 class Rule:
-    """One control. `resource` checks a resource alone; `stack` checks how resources
-    relate (an S3 bucket and the separate resources that configure it) and yields
-    (urn, message) pairs."""
+    """One control, whatever the cloud. `resource_checks` look at one resource;
+    `stack_checks` look at how resources relate (an S3 bucket and the separate
+    resources that configure it) and yield (urn, message) pairs."""
 
     name: str
     description: str
     level: Level
-    resource: ResourceCheck | None = None
-    stack: StackCheck | None = None
+    resource_checks: tuple[ResourceCheck, ...] = ()
+    stack_checks: tuple[StackCheck, ...] = ()
     remediation: str = ""
+
+    def findings(self, resources: Sequence[Resource]) -> Iterable[tuple[str, str]]:
+        for check in self.stack_checks:
+            yield from check(resources)
+        for resource in resources:
+            for check in self.resource_checks:
+                for message in check(resource):
+                    yield resource.urn, message
 
 
 @dataclass(frozen=True)

@@ -57,14 +57,11 @@ def from_policy_resource(resource: PolicyResource) -> Resource:
 
 
 def _resource_policy(rule: Rule) -> Policy:
-    check = rule.resource
-    assert check is not None
-
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
         resource = from_validation_args(args)
         if exemption_for(rule.name, resource):
             return
-        for message in check(resource):
+        for _urn, message in rule.findings([resource]):
             report(message, None)
 
     return ResourceValidationPolicy(
@@ -77,13 +74,10 @@ def _resource_policy(rule: Rule) -> Policy:
 
 
 def _stack_policy(rule: Rule) -> Policy:
-    check = rule.stack
-    assert check is not None
-
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
         resources = [from_policy_resource(r) for r in args.resources]
         by_urn = {r.urn: r for r in resources}
-        for urn, message in check(resources):
+        for urn, message in rule.findings(resources):
             if not exemption_for(rule.name, by_urn.get(urn)):
                 report(message, urn)
 
@@ -97,7 +91,8 @@ def _stack_policy(rule: Rule) -> Policy:
 
 
 def crossguard_policies() -> list[Policy]:
-    return [_stack_policy(r) if r.stack else _resource_policy(r) for r in RULES]
+    """A rule with relational checks needs the whole stack; the others run per resource."""
+    return [_stack_policy(r) if r.stack_checks else _resource_policy(r) for r in RULES]
 
 
 def environment_levels(environment: str) -> dict[str, Level]:
@@ -107,10 +102,10 @@ def environment_levels(environment: str) -> dict[str, Level]:
     config: Mapping[str, Any] = json.loads((CONFIG_DIR / f"{environment}.json").read_text())
     for name, value in config.items():
         level = value.get("enforcementLevel") if isinstance(value, dict) else value
+        if level not in LEVELS or (name != "all" and name not in levels):
+            raise ValueError(f"policies/config/{environment}.json: {name}: unknown policy or level")
         if name == "all":
             levels = dict.fromkeys(levels, level)
-        elif name in levels and level in LEVELS:
-            levels[name] = level
         else:
-            raise ValueError(f"policies/config/{environment}.json: {name}: unknown policy or level")
+            levels[name] = level
     return levels

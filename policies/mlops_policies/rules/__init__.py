@@ -1,12 +1,91 @@
-"""Every rule of the pack, in the order reports list them."""
+"""The pack's rules: one name per control, with each cloud's checks merged under it.
 
-from mlops_policies.model import Rule
-from mlops_policies.rules import iam, keys, protection, storage, tags
+A cloud module contributes `RESOURCE_CHECKS` and/or `STACK_CHECKS`, dicts from
+rule name to checks; a check for a name not defined here is an error at import.
+"""
 
-RULES: tuple[Rule, ...] = (
-    *storage.RULES,
-    *keys.RULES,
-    *iam.RULES,
-    *tags.RULES,
-    *protection.RULES,
+from __future__ import annotations
+
+from types import ModuleType
+
+from mlops_policies.catalog import REQUIRED_TAGS
+from mlops_policies.model import Level, Rule
+from mlops_policies.rules import aws_iam, aws_keys, aws_storage, protection, tags
+
+MODULES: tuple[ModuleType, ...] = (aws_storage, aws_keys, aws_iam, tags, protection)
+
+# name -> (description, default level, remediation)
+DEFINITIONS: dict[str, tuple[str, Level, str]] = {
+    "storage-cmek": (
+        "Data at rest is encrypted with a customer-managed key.",
+        "mandatory",
+        "Encrypt with the platform key (SSE-KMS with a bucket key on S3, CMEK on GCP).",
+    ),
+    "storage-versioning": (
+        "Object versioning or soft delete is on, so overwrites and deletes can be undone.",
+        "mandatory",
+        "",
+    ),
+    "storage-no-public-access": (
+        "Storage cannot be made public: public access blocked, no ACLs, no anonymous access.",
+        "mandatory",
+        "",
+    ),
+    "storage-access-logging": (
+        "Every access to stored data is logged to a dedicated log store.",
+        "mandatory",
+        "",
+    ),
+    "storage-tls-only": (
+        "Storage refuses requests that are not made over TLS.",
+        "mandatory",
+        "",
+    ),
+    "key-rotation": (
+        "Customer-managed keys rotate at least yearly and have an explicit policy.",
+        "mandatory",
+        "",
+    ),
+    "iam-least-privilege": (
+        "Policy documents grant no wildcard principal and no wildcard action.",
+        "mandatory",
+        "",
+    ),
+    "required-tags": (
+        f"Taggable resources carry the tags {', '.join(REQUIRED_TAGS)}.",
+        "mandatory",
+        "",
+    ),
+    "stateful-protected": (
+        "Resources that hold data or keys are protected from deletion.",
+        "mandatory",
+        "Deploy prod stacks, where the platform sets protect and retainOnDelete.",
+    ),
+}
+
+
+def _collect(attribute: str, name: str) -> tuple:
+    return tuple(c for m in MODULES for c in getattr(m, attribute, {}).get(name, ()))
+
+
+def _validate_names() -> None:
+    for module in MODULES:
+        for attribute in ("RESOURCE_CHECKS", "STACK_CHECKS"):
+            unknown = set(getattr(module, attribute, {})) - set(DEFINITIONS)
+            if unknown:
+                raise KeyError(f"{module.__name__}.{attribute} names unknown rules {unknown}")
+
+
+_validate_names()
+
+RULES: tuple[Rule, ...] = tuple(
+    Rule(
+        name=name,
+        description=description,
+        level=level,
+        resource_checks=_collect("RESOURCE_CHECKS", name),
+        stack_checks=_collect("STACK_CHECKS", name),
+        remediation=remediation,
+    )
+    for name, (description, level, remediation) in DEFINITIONS.items()
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mlops_policies.catalog import STATEFUL_TYPES
-from mlops_policies.model import Resource, Rule
+from mlops_policies.model import Resource
 
 
 def stateful_protected(resource: Resource) -> Iterator[str]:
@@ -13,12 +13,4 @@ def stateful_protected(resource: Resource) -> Iterator[str]:
         yield "stateful resource is not protected from deletion (protect: true)"
 
 
-RULES = (
-    Rule(
-        name="stateful-protected",
-        description="Resources that hold data or keys are protected from deletion.",
-        level="mandatory",
-        resource=stateful_protected,
-        remediation="Deploy prod stacks, where the platform sets protect and retainOnDelete.",
-    ),
-)
+RESOURCE_CHECKS = {"stateful-protected": (stateful_protected,)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mlops_policies.catalog import REQUIRED_TAGS, TAG_PROPERTY
-from mlops_policies.model import Resource, Rule
+from mlops_policies.model import Resource
 
 
 def required_tags(resource: Resource) -> Iterator[str]:
@@ -18,11 +18,4 @@ def required_tags(resource: Resource) -> Iterator[str]:
         yield f"{prop} missing: {', '.join(missing)}"
 
 
-RULES = (
-    Rule(
-        name="required-tags",
-        description=f"Taggable resources carry the tags {', '.join(REQUIRED_TAGS)}.",
-        level="mandatory",
-        resource=required_tags,
-    ),
-)
+RESOURCE_CHECKS = {"required-tags": (required_tags,)}

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlops_policies.catalog import POLICY_DOCUMENT_PROPERTY
-from mlops_policies.model import Resource, Rule
-from mlops_policies.rules.storage import _statements
+from mlops_policies.model import Resource
+from mlops_policies.rules.aws_storage import statements
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -28,7 +28,7 @@ def least_privilege(resource: Resource) -> Iterator[str]:
     prop = POLICY_DOCUMENT_PROPERTY.get(resource.type)
     if prop is None:
         return
-    for index, statement in enumerate(_statements(resource.props.get(prop))):
+    for index, statement in enumerate(statements(resource.props.get(prop))):
         # A Deny naming every principal restricts; only grants are checked.
         if statement.get("Effect") != "Allow":
             continue
@@ -42,11 +42,4 @@ def least_privilege(resource: Resource) -> Iterator[str]:
             yield f"{label} allows by NotAction, which grants everything not listed"
 
 
-RULES = (
-    Rule(
-        name="iam-least-privilege",
-        description="Policy documents grant no wildcard principal and no wildcard action.",
-        level="mandatory",
-        resource=least_privilege,
-    ),
-)
+RESOURCE_CHECKS = {"iam-least-privilege": (least_privilege,)}

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from mlops_policies.model import Resource, Rule, by_type, configuring
+from mlops_policies.model import Resource, by_type, configuring
 
 S3_BUCKET = "aws:s3/bucket:Bucket"
 S3_ENCRYPTION = (
@@ -92,7 +92,7 @@ def s3_access_logging(resources: Sequence[Resource]) -> Findings:
             yield bucket.urn, "S3 bucket writes no server access logs"
 
 
-def _statements(document: Any) -> list[dict[str, Any]]:
+def statements(document: Any) -> list[dict[str, Any]]:
     if isinstance(document, str):
         try:
             document = json.loads(document)
@@ -103,7 +103,7 @@ def _statements(document: Any) -> list[dict[str, Any]]:
 
 
 def denies_plain_http(document: Any) -> bool:
-    for statement in _statements(document):
+    for statement in statements(document):
         condition = (statement.get("Condition") or {}).get("Bool") or {}
         if (
             statement.get("Effect") == "Deny"
@@ -120,36 +120,10 @@ def s3_tls_only(resources: Sequence[Resource]) -> Findings:
             yield bucket.urn, "S3 bucket policy does not deny requests made without TLS"
 
 
-RULES = (
-    Rule(
-        name="storage-cmek",
-        description="Data at rest is encrypted with a customer-managed key.",
-        level="mandatory",
-        stack=s3_cmek,
-        remediation="Encrypt with the platform key (SSE-KMS with a bucket key on S3).",
-    ),
-    Rule(
-        name="storage-versioning",
-        description="Object versioning is on, so overwrites and deletes can be undone.",
-        level="mandatory",
-        stack=s3_versioning,
-    ),
-    Rule(
-        name="storage-no-public-access",
-        description="Storage cannot be made public: all public access blocks on, no ACLs.",
-        level="mandatory",
-        stack=s3_public_access,
-    ),
-    Rule(
-        name="storage-access-logging",
-        description="Every access to stored data is logged to a dedicated log store.",
-        level="mandatory",
-        stack=s3_access_logging,
-    ),
-    Rule(
-        name="storage-tls-only",
-        description="Storage refuses requests that are not made over TLS.",
-        level="mandatory",
-        stack=s3_tls_only,
-    ),
-)
+STACK_CHECKS = {
+    "storage-cmek": (s3_cmek,),
+    "storage-versioning": (s3_versioning,),
+    "storage-no-public-access": (s3_public_access,),
+    "storage-access-logging": (s3_access_logging,),
+    "storage-tls-only": (s3_tls_only,),
+}

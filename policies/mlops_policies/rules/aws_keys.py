@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mlops_policies.model import Resource, Rule
+from mlops_policies.model import Resource
 
 KMS_KEY = "aws:kms/key:Key"
 MAX_ROTATION_DAYS = 365
@@ -22,11 +22,4 @@ def key_rotation(resource: Resource) -> Iterator[str]:
         yield "KMS key has no explicit key policy (the default grants the whole account)"
 
 
-RULES = (
-    Rule(
-        name="key-rotation",
-        description="Customer-managed keys rotate at least yearly and have an explicit policy.",
-        level="mandatory",
-        resource=key_rotation,
-    ),
-)
+RESOURCE_CHECKS = {"key-rotation": (key_rotation,)}
