@@ -41,6 +41,21 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         "mandatory",
         "",
     ),
+    "registry-scanning": (
+        "Container images are scanned for vulnerabilities when pushed.",
+        "mandatory",
+        "",
+    ),
+    "registry-immutable-tags": (
+        "Image tags are immutable, so a deployed tag always names the same image.",
+        "mandatory",
+        "",
+    ),
+    "registry-cleanup": (
+        "Registries expire untagged and old images by policy.",
+        "mandatory",
+        "",
+    ),
     "key-rotation": (
         "Customer-managed keys rotate at least yearly and have an explicit policy.",
         "mandatory",
