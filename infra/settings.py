@@ -54,6 +54,8 @@ REGION_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
 }
 GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
+OWNER_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,62}$"
+COST_CENTER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 NAME_RULE = "lowercase letters, digits and '-', starting with a letter, at most 20 characters"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
@@ -85,6 +87,17 @@ def _unique(kind: str):
                 raise ValueError(f"{kind} {value!r} is listed twice")
             seen.add(value)
         return values
+
+    return AfterValidator(check)
+
+
+def _matches(kind: str, pattern: str, rule: str):
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{value!r} is not a valid {kind} ({rule})")
+        return value
 
     return AfterValidator(check)
 
@@ -228,8 +241,14 @@ class ProjectSettings(Model):
 
     cloud: Cloud
     environment: Environment
-    owner: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._@-]{0,62}$")]
-    cost_center: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    owner: Annotated[
+        str,
+        _matches("owner", r"^[a-z0-9][a-z0-9._@-]{0,62}$", "lowercase letters, digits, . _ @ -"),
+    ]
+    cost_center: Annotated[
+        str,
+        _matches("cost center", r"^[a-z0-9][a-z0-9_-]{0,62}$", "lowercase letters, digits, _ -"),
+    ]
     lake: LakeSettings = LakeSettings()
     registries: RegistrySettings = RegistrySettings()
     endpoints: Annotated[dict[str, EndpointSettings], _named_map("endpoint")] = {}
@@ -293,12 +312,30 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _problem(error: Mapping[str, Any]) -> str:
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed beside the unknown one at `loc`, for the error message."""
+    model: Any = ProjectSettings
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(model, type) and issubclass(model, Model)):
+            return []
+        field = next((f for f in model.model_fields.values() if f.alias == part), None)
+        if field is None:
+            return []
+        model = field.annotation
+    if not (isinstance(model, type) and issubclass(model, Model)):
+        return []
+    return sorted(f.alias or n for n, f in model.model_fields.items())
+
+
+def _problem(error: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        known = _known_keys(loc)
+        return f"unknown key (known keys: {', '.join(known)})" if known else "unknown key"
     if kind == "missing":
-        return "is required"
+        return "is required but missing"
+    if kind in ("model_type", "dict_type"):
+        return f"expected a mapping of settings, got {error.get('input')!r}"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
     if "input" in error and kind not in ("model_type", "dict_type"):
@@ -312,7 +349,7 @@ def _first_error(exc: ValidationError, stack: str) -> SettingsError:
     error = sorted(exc.errors(), key=lambda e: tuple(str(p) for p in e["loc"]))[0]
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     key = _key_path(loc) if loc else f"{NAMESPACE}*"
-    return SettingsError(stack_file(stack), key, _problem(error))
+    return SettingsError(stack_file(stack), key, _problem(error, loc))
 
 
 def _check_namespaces(stack: str, cloud: str, values: Mapping[str, Any]) -> None:
@@ -323,7 +360,7 @@ def _check_namespaces(stack: str, cloud: str, values: Mapping[str, Any]) -> None
             raise SettingsError(
                 stack_file(stack),
                 key,
-                f"is a {others[namespace]} setting, but {NAMESPACE}cloud is {cloud}",
+                f"belongs to {others[namespace]}, but {NAMESPACE}cloud is {cloud}",
             )
 
 
@@ -371,6 +408,18 @@ def _check_cloud_support(stack: str, cloud: str, project: ProjectSettings) -> No
                 f"{NAMESPACE}{kind}",
                 "is validated but not provisioned by this release; remove it until it is",
             )
+    tiering = project.lake.tiering
+    if (
+        cloud == "aws"
+        and tiering.archive_after_days is not None
+        and tiering.archive_after_days - tiering.cool_after_days < 30
+    ):
+        raise SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}lake.tiering.archiveAfterDays",
+            f"{tiering.archive_after_days} is too early: S3 keeps objects in STANDARD_IA "
+            "for 30 days before the next transition",
+        )
     if cloud == "aws" and project.lake.tiering.cool_after_days < 30:
         raise SettingsError(
             stack_file(stack),
