@@ -10,9 +10,16 @@ from types import ModuleType
 
 from mlops_policies.catalog import REQUIRED_TAGS
 from mlops_policies.model import Level, Rule
-from mlops_policies.rules import aws_iam, aws_keys, aws_storage, protection, tags
+from mlops_policies.rules import aws_iam, aws_keys, aws_registry, aws_storage, protection, tags
 
-MODULES: tuple[ModuleType, ...] = (aws_storage, aws_keys, aws_iam, tags, protection)
+MODULES: tuple[ModuleType, ...] = (
+    aws_storage,
+    aws_registry,
+    aws_keys,
+    aws_iam,
+    tags,
+    protection,
+)
 
 # name -> (description, default level, remediation)
 DEFINITIONS: dict[str, tuple[str, Level, str]] = {
