@@ -139,6 +139,9 @@ class CloudMocks(Mocks):
             key_id = stable_uuid(typ, name)
             arn = f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{key_id}"
             return key_id, {"keyId": key_id, "arn": arn}
+        if typ == "aws:iam/role:Role":
+            role = state.get("name") or name
+            return role, {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", "name": role}
         arn = f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{name}"
         extra: dict[str, Any] = {"arn": arn}
         if typ == "aws:ecr/repository:Repository":
@@ -154,6 +157,22 @@ class CloudMocks(Mocks):
         if typ == "gcp:kms/cryptoKey:CryptoKey":
             key = f"{state.get('keyRing')}/cryptoKeys/{resource_name}"
             return key, {"name": resource_name}
+        if typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+            # service-<number>@gcp-sa-<service>.iam.gserviceaccount.com, as the API names agents.
+            agent = str(state.get("service", name)).split(".", 1)[0]
+            email = f"service-{GCP_PROJECT_NUMBER}@gcp-sa-{agent}.iam.gserviceaccount.com"
+            return f"projects/{self.gcp_project}/services/{agent}", {
+                "email": email,
+                "member": f"serviceAccount:{email}",
+            }
+        if typ == "gcp:artifactregistry/repository:Repository":
+            repo = state.get("repositoryId", name)
+            location = state.get("location", self.region)
+            repo_id = f"projects/{self.gcp_project}/locations/{location}/repositories/{repo}"
+            return repo_id, {
+                "name": repo,
+                "registryUri": f"{location}-docker.pkg.dev/{self.gcp_project}/{repo}",
+            }
         extra: dict[str, Any] = {"name": resource_name}
         if typ == "gcp:storage/bucket:Bucket":
             extra["url"] = f"gs://{resource_name}"

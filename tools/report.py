@@ -38,7 +38,7 @@ def _outputs(outputs: dict[str, Any]) -> list[str]:
 
 
 def render(plan: StackPlan) -> str:
-    regs = [r for r in plan.registrations if r.type != "pulumi:pulumi:Stack"]
+    regs = plan.registrations
     counts = Counter(r.type for r in regs)
     stateful = sorted((r for r in regs if r.type in STATEFUL_TYPES), key=lambda r: r.urn)
     s = plan.settings
@@ -46,7 +46,8 @@ def render(plan: StackPlan) -> str:
     lines = [
         f"## Plan: `{plan.stack}` ({s.cloud}, {s.environment}, {s.region})",
         "",
-        f"**{len(regs)} resources** to create; policies: **{verdict}** "
+        f"**{len(regs)} resources** to create (the stack included, as `pulumi preview` "
+        f"counts); policies: **{verdict}** "
         f"({len(plan.mandatory)} mandatory, {len(plan.advisory)} advisory violations).",
         "",
         "### Policy results",

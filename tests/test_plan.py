@@ -1,0 +1,152 @@
+"""The offline plan: preview-shaped, deterministic, clean for shipped stacks, and
+a bad stack file is one line on stderr with nothing planned."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import planned
+
+from tools import stackfiles
+from tools.plan import plan_stack, write
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_KEYS = {
+    "custom",
+    "dependencies",
+    "inputs",
+    "parent",
+    "propertyDependencies",
+    "protect",
+    "provider",
+    "retainOnDelete",
+    "type",
+    "urn",
+}
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.plan", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_plan_has_the_shape_of_pulumi_preview_json() -> None:
+    document = planned("aws-prod").preview_json()
+    steps = document["steps"]
+    assert document["changeSummary"] == {"create": len(steps)}
+    assert [s["urn"] for s in steps] == sorted(s["urn"] for s in steps)
+    for step in steps:
+        assert step["op"] == "create"
+        assert set(step["newState"]) == STATE_KEYS
+        assert step["newState"]["urn"] == step["urn"]
+        assert step["urn"].startswith("urn:pulumi:aws-prod::mlops::")
+    stack = [s for s in steps if s["newState"]["type"] == "pulumi:pulumi:Stack"]
+    assert len(stack) == 1 and stack[0]["newState"]["custom"] is False
+    by_urn = {s["urn"]: s["newState"] for s in steps}
+    for state in by_urn.values():
+        # Every parent and dependency is itself in the plan.
+        assert not state["parent"] or state["parent"] in by_urn
+        assert set(state["dependencies"]) <= set(by_urn)
+    bucket = next(s for s in by_urn.values() if s["type"] == "aws:s3/bucket:Bucket")
+    assert bucket["protect"] is True and bucket["retainOnDelete"] is True
+
+
+def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> None:
+    write(plan_stack("aws-dev"), tmp_path / "a")
+    result = _cli("--stack", "aws-dev", "--out", str(tmp_path / "b"), env={"PYTHONHASHSEED": "7"})
+    assert result.returncode == 0, result.stderr
+    for suffix in ("json", "md"):
+        first = (tmp_path / "a" / f"aws-dev.{suffix}").read_bytes()
+        assert first == (tmp_path / "b" / f"aws-dev.{suffix}").read_bytes()
+    line = result.stdout.strip()
+    assert line.startswith("aws-dev: 50 resources, 0 mandatory / 0 advisory violations, ")
+    assert line.endswith(" s")
+
+
+def test_bad_stack_file_is_one_line_and_plans_nothing(tmp_path: Path) -> None:
+    stack_file = ROOT / "stacks" / "Pulumi.test-bad-zone.yaml"
+    text = (ROOT / "stacks" / "Pulumi.aws-dev.yaml").read_text()
+    stack_file.write_text(text.replace("zones: [raw, curated, features]", "zones: [raw, Raw Data]"))
+    try:
+        result = _cli("--stack", "test-bad-zone", "--out", str(tmp_path))
+    finally:
+        stack_file.unlink()
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "stacks/Pulumi.test-bad-zone.yaml: mlops:lake.zones[1]: 'Raw Data' is not a valid zone "
+        "name (lowercase letters, digits and '-', starting with a letter, at most 20 characters)"
+    ]
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_stack_name_is_one_line() -> None:
+    result = _cli("--stack", "no-such-stack", "--out", "/nonexistent")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "stacks/Pulumi.no-such-stack.yaml: no such stack file"
+
+
+def test_any_stack_file_can_be_planned_by_name() -> None:
+    stack_file = ROOT / "stacks" / "Pulumi.aws-sandbox.yaml"
+    shutil.copy(ROOT / "stacks" / "Pulumi.aws-dev.yaml", stack_file)
+    try:
+        assert "aws-sandbox" in stackfiles.stack_names()
+        plan = plan_stack("aws-sandbox")
+    finally:
+        stack_file.unlink()
+    assert plan.findings == []
+    names = plan.outputs["lakeBucketNames"]
+    assert names["raw"] == "mlops-aws-sandbox-lake-raw"
+
+
+def test_report_lists_counts_protection_and_policy_results() -> None:
+    from tools.report import render
+
+    text = render(planned("aws-prod"))
+    assert text.startswith("## Plan: `aws-prod` (aws, prod, eu-west-1)")
+    assert "**50 resources** to create (the stack included" in text
+    assert "policies: **pass** (0 mandatory, 0 advisory violations)" in text
+    assert "| `mlops-aws-prod-lake-raw` | `aws:s3/bucket:Bucket` | yes | yes |" in text
+    assert "| `aws:s3/bucket:Bucket` | 4 |" in text
+    assert "All policies pass." in text
+
+
+def test_mandatory_violation_fails_the_plan_and_is_reported(tmp_path: Path) -> None:
+    stack_file = ROOT / "stacks" / "Pulumi.test-mutable.yaml"
+    text = (ROOT / "stacks" / "Pulumi.aws-dev.yaml").read_text()
+    stack_file.write_text(
+        text + "  mlops:registries:\n    containers:\n      immutableTags: false\n"
+    )
+    try:
+        result = _cli("--stack", "test-mutable", "--out", str(tmp_path))
+    finally:
+        stack_file.unlink()
+    assert result.returncode == 1
+    assert "2 mandatory / 0 advisory violations" in result.stdout
+    assert (
+        "mandatory registry-immutable-tags: ECR repository lets tags be overwritten"
+        in result.stderr
+    )
+    report = (tmp_path / "test-mutable.md").read_text()
+    assert "policies: **FAIL** (2 mandatory" in report
+    violations = json.loads((tmp_path / "test-mutable.json").read_text())["policyViolations"]
+    assert {v["policyName"] for v in violations} == {"registry-immutable-tags"}
+
+
+@pytest.mark.parametrize("stack", stackfiles.stack_names())
+def test_every_shipped_stack_plans_with_no_mandatory_violation(stack: str) -> None:
+    plan = planned(stack)
+    assert plan.mandatory == [], [f"{f.policy}: {f.message}" for f in plan.mandatory]
+    assert len(plan.registrations) > 10

@@ -1,0 +1,237 @@
+"""The settings model: shipped stacks load; every bad input is one precise line."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from infra.settings import SettingsError, load
+from tools import stackfiles
+
+BASE = "aws-dev"
+
+
+def _load(stack: str = BASE, **changes: Any):
+    """Load a shipped stack with keys replaced (value None removes the key)."""
+    values = copy.deepcopy(stackfiles.stack_values(stack))
+    for key, value in changes.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    return load(stack, stackfiles.as_engine_strings(values))
+
+
+def _error(stack: str = BASE, **changes: Any) -> str:
+    with pytest.raises(SettingsError) as caught:
+        _load(stack, **changes)
+    return str(caught.value)
+
+
+def test_every_shipped_stack_loads(shipped_stacks: list[str]) -> None:
+    for stack in shipped_stacks:
+        settings = load(stack, stackfiles.as_engine_strings(stackfiles.stack_values(stack)))
+        assert settings.stack == stack
+        assert settings.stack_file == f"stacks/Pulumi.{stack}.yaml"
+        assert settings.environment == stack.rsplit("-", 1)[1]
+        assert settings.cloud == stack.split("-", 1)[0]
+
+
+def test_aws_dev_values() -> None:
+    settings = _load()
+    assert settings.region == "eu-west-1"
+    assert settings.lake.zones == ["raw", "curated", "features"]
+    assert settings.lake.tiering.archive_after_days == 90
+    assert settings.lake.access_logs.enabled is True
+    assert settings.protect is False
+    assert settings.tags == {
+        "project": "mlops",
+        "stack": "aws-dev",
+        "environment": "dev",
+        "owner": "ml-platform",
+        "cost-center": "ml-research",
+        "managed-by": "pulumi",
+    }
+
+
+def test_prod_protects() -> None:
+    assert _load("aws-prod").protect is True
+
+
+def test_project_defaults_apply_when_a_section_is_absent() -> None:
+    settings = _load(**{"mlops:lake": None, "mlops:registries": None})
+    assert settings.lake.zones == ["raw", "curated", "features"]
+    assert settings.lake.tiering.cool_after_days == 30
+    assert settings.registries.containers.immutable_tags is True
+
+
+F = "stacks/Pulumi.aws-dev.yaml"
+
+BAD: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "zone name",
+        {"mlops:lake": {"zones": ["raw", "Raw Data"]}},
+        f"{F}: mlops:lake.zones[1]: 'Raw Data' is not a valid zone name (lowercase letters, "
+        "digits and '-', starting with a letter, at most 20 characters)",
+    ),
+    (
+        "duplicate zone",
+        {"mlops:lake": {"zones": ["raw", "raw"]}},
+        f"{F}: mlops:lake.zones: zone 'raw' is listed twice",
+    ),
+    (
+        "no zones",
+        {"mlops:lake": {"zones": []}},
+        f"{F}: mlops:lake.zones: List should have at least 1 item after validation, not 0",
+    ),
+    (
+        "typo in a nested key",
+        {"mlops:lake": {"zonez": ["raw"]}},
+        f"{F}: mlops:lake.zonez: unknown key (known keys: accessLogs, retention, tiering, zones)",
+    ),
+    (
+        "typo in a top-level key",
+        {"mlops:colud": "aws"},
+        f"{F}: mlops:colud: unknown key (known keys: acceleratorPools, cloud, costCenter, "
+        "endpoints, environment, lake, owner, registries)",
+    ),
+    (
+        "missing cloud",
+        {"mlops:cloud": None},
+        f"{F}: mlops:cloud: is required but missing",
+    ),
+    (
+        "unknown environment",
+        {"mlops:environment": "production"},
+        f"{F}: mlops:environment: 'production': Input should be 'dev', 'staging' or 'prod'",
+    ),
+    (
+        "section of the wrong shape",
+        {"mlops:lake": "raw"},
+        f"{F}: mlops:lake: expected a mapping of settings, got 'raw'",
+    ),
+    (
+        "not a number",
+        {"mlops:lake": {"tiering": {"coolAfterDays": "soon"}}},
+        f"{F}: mlops:lake.tiering.coolAfterDays: 'soon': Input should be a valid integer, "
+        "unable to parse string as an integer",
+    ),
+    (
+        "tiering out of order",
+        {"mlops:lake": {"tiering": {"coolAfterDays": 60, "archiveAfterDays": 40}}},
+        f"{F}: mlops:lake.tiering: archiveAfterDays (40) must be later than coolAfterDays (60)",
+    ),
+    (
+        "S3 minimum before STANDARD_IA",
+        {"mlops:lake": {"tiering": {"coolAfterDays": 10, "archiveAfterDays": 90}}},
+        f"{F}: mlops:lake.tiering.coolAfterDays: 10 is too early: S3 moves objects to "
+        "STANDARD_IA no sooner than 30 days after creation",
+    ),
+    (
+        "S3 gap before archive",
+        {"mlops:lake": {"tiering": {"coolAfterDays": 30, "archiveAfterDays": 45}}},
+        f"{F}: mlops:lake.tiering.archiveAfterDays: 45 is too early: S3 keeps objects in "
+        "STANDARD_IA for 30 days before the next transition",
+    ),
+    (
+        "soft delete bound",
+        {"mlops:lake": {"retention": {"softDeleteDays": 3}}},
+        f"{F}: mlops:lake.retention.softDeleteDays: 3: Input should be greater than or equal to 7",
+    ),
+    (
+        "owner tag",
+        {"mlops:owner": "ML Team"},
+        f"{F}: mlops:owner: 'ML Team' is not a valid owner (lowercase letters, digits, . _ @ -)",
+    ),
+    (
+        "repository name",
+        {"mlops:registries": {"containers": {"repositories": ["Serving"]}}},
+        f"{F}: mlops:registries.containers.repositories[0]: 'Serving' is not a valid repository "
+        "name (lowercase letters, digits and '-', starting with a letter, at most 20 characters)",
+    ),
+    (
+        "region of another cloud",
+        {"aws:region": "us-central1"},
+        f"{F}: aws:region: 'us-central1' is a region of gcp, not of aws",
+    ),
+    (
+        "azure region on aws",
+        {"aws:region": "westeurope"},
+        f"{F}: aws:region: 'westeurope' is a region of azure, not of aws",
+    ),
+    (
+        "missing region",
+        {"aws:region": None},
+        f"{F}: aws:region: is required when mlops:cloud is aws",
+    ),
+    (
+        "key of another cloud",
+        {"gcp:project": "ml-project-1"},
+        f"{F}: gcp:project: belongs to gcp, but mlops:cloud is aws",
+    ),
+    (
+        "azure key in an aws stack",
+        {"azure-native:location": "westeurope"},
+        f"{F}: azure-native:location: belongs to azure, but mlops:cloud is aws",
+    ),
+    (
+        "accelerator the cloud does not offer",
+        {"mlops:acceleratorPools": {"tpu-pool": {"kind": "tpu", "type": "v5e"}}},
+        f"{F}: mlops:acceleratorPools.tpu-pool.kind: tpu is not offered on aws (offered on gcp)",
+    ),
+    (
+        "pool bounds",
+        {
+            "mlops:acceleratorPools": {
+                "gpu": {"kind": "gpu", "type": "g5", "minNodes": 3, "maxNodes": 1}
+            }
+        },
+        f"{F}: mlops:acceleratorPools.gpu: maxNodes (1) is below minNodes (3)",
+    ),
+    (
+        "endpoints are validated but not yet provisioned",
+        {
+            "mlops:endpoints": {
+                "churn": {"image": "i", "modelArtifact": "s3://m", "instanceType": "ml.m5.large"}
+            }
+        },
+        f"{F}: mlops:endpoints: is validated but not provisioned by this release; remove it "
+        "until it is",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_settings_are_one_precise_line(changes: dict[str, Any], expected: str) -> None:
+    message = _error(**changes)
+    assert message == expected
+    assert "\n" not in message
+
+
+def test_gcp_region_and_project_are_checked() -> None:
+    assert "'us-east-1' is a region of aws, not of gcp" in _error(
+        "gcp-dev", **{"gcp:region": "us-east-1"}
+    )
+    assert _error("gcp-dev", **{"gcp:project": "X"}).endswith(
+        "gcp:project: 'X' is not a project id"
+    )
+    assert _error("gcp-dev", **{"gcp:project": None}).endswith(
+        "gcp:project: is required when mlops:cloud is gcp"
+    )
+
+
+def test_azure_location_is_checked() -> None:
+    assert _error("azure-dev", **{"azure-native:location": "eu-west-1"}).endswith(
+        "azure-native:location: 'eu-west-1' is a region of aws, not of azure"
+    )
+    assert _error("azure-dev", **{"aws:region": "eu-west-1"}).endswith(
+        "aws:region: belongs to aws, but mlops:cloud is azure"
+    )
+
+
+def test_settings_are_immutable() -> None:
+    settings = _load()
+    with pytest.raises(Exception, match="frozen"):
+        settings.lake.zones = ["x"]  # type: ignore[misc]
