@@ -10,6 +10,11 @@ def _access_log_bucket(resource: Resource) -> bool:
     return resource.type == "aws:s3/bucket:Bucket" and tags.get("purpose") == "access-logs"
 
 
+def _gcp_access_log_bucket(resource: Resource) -> bool:
+    labels = resource.props.get("labels") or {}
+    return resource.type == "gcp:storage/bucket:Bucket" and labels.get("purpose") == "access-logs"
+
+
 EXEMPTIONS: tuple[Exemption, ...] = (
     Exemption(
         id="EX-001",
@@ -22,6 +27,12 @@ EXEMPTIONS: tuple[Exemption, ...] = (
         policy="storage-access-logging",
         reason="the access-log bucket is the log store; logging it to itself would loop",
         applies=_access_log_bucket,
+    ),
+    Exemption(
+        id="EX-101",
+        policy="storage-access-logging",
+        reason="the GCS access-log bucket is the log store; logging it to itself would loop",
+        applies=_gcp_access_log_bucket,
     ),
 )
 

@@ -10,13 +10,22 @@ from types import ModuleType
 
 from mlops_policies.catalog import REQUIRED_TAGS
 from mlops_policies.model import Level, Rule
-from mlops_policies.rules import aws_iam, aws_keys, aws_registry, aws_storage, protection, tags
+from mlops_policies.rules import (
+    aws_iam,
+    aws_keys,
+    aws_registry,
+    aws_storage,
+    gcp,
+    protection,
+    tags,
+)
 
 MODULES: tuple[ModuleType, ...] = (
     aws_storage,
     aws_registry,
     aws_keys,
     aws_iam,
+    gcp,
     tags,
     protection,
 )

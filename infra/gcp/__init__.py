@@ -1,0 +1,1 @@
+"""The GCP platform: one ComponentResource per capability, wired in `platform.py`."""

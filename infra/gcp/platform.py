@@ -1,0 +1,60 @@
+"""Everything a GCP stack provisions, wired from the settings model.
+
+The Vertex AI Model Registry is built into every project and region and has no
+Pulumi resource: models reach it by upload (`gcloud ai models upload`, or
+`aiplatform.Model.upload` in a pipeline) from artifacts in the lake. With
+`registries.models.enabled` nothing is provisioned; the stack exports where the
+uploads land instead, so the setting is never silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.common import Baseline
+from infra.gcp.context import GcpProject
+from infra.gcp.key import PlatformKey, PlatformKeyArgs
+from infra.gcp.lake import DataLake, DataLakeArgs
+from infra.gcp.registry import ContainerRegistry, ContainerRegistryArgs
+from infra.gcp.services import ProjectServices, ProjectServicesArgs
+from infra.settings import PlatformSettings
+
+
+def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
+    baseline = Baseline.from_settings(settings)
+    if settings.gcp_project is None:
+        raise ValueError(f"{settings.stack_file}: gcp:project is required for a GCP stack")
+    project = GcpProject(project_id=settings.gcp_project, region=settings.region)
+    containers = settings.registries.containers
+    services = ProjectServices(
+        baseline.namer.name("apis"),
+        ProjectServicesArgs(baseline=baseline, container_scanning=containers.scan_on_push),
+    )
+    key = PlatformKey(baseline.namer.name("key"), PlatformKeyArgs(baseline, requires=[services]))
+    lake = DataLake(
+        baseline.namer.name("lake"),
+        DataLakeArgs(
+            baseline=baseline, project=project, lake=settings.lake, encryption=key.encryption
+        ),
+    )
+    registry = ContainerRegistry(
+        baseline.namer.name("registry"),
+        ContainerRegistryArgs(
+            baseline=baseline,
+            containers=containers,
+            encryption=key.encryption,
+            requires=[services],
+        ),
+    )
+    outputs: dict[str, Any] = {
+        "keyId": key.key.id,
+        "keyRing": key.key_ring.id,
+        "lakeBucketNames": lake.bucket_names,
+        "lakeBucketUrls": lake.bucket_urls,
+        "containerRepositoryUrls": registry.repository_urls,
+    }
+    if lake.logs is not None:
+        outputs["lakeAccessLogBucket"] = lake.logs.name
+    if settings.registries.models.enabled:
+        outputs["modelRegistry"] = f"projects/{project.project_id}/locations/{project.region}"
+    return outputs

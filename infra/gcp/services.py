@@ -1,0 +1,47 @@
+"""`mlops:gcp:ProjectServices`: the Google APIs the platform's resources are created through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.common import Baseline
+
+KMS_API = "cloudkms.googleapis.com"
+STORAGE_API = "storage.googleapis.com"
+ARTIFACT_REGISTRY_API = "artifactregistry.googleapis.com"
+# Artifact Registry scans pushed images only where this API is on (scanning "INHERITED").
+CONTAINER_SCANNING_API = "containerscanning.googleapis.com"
+
+
+@dataclass(frozen=True)
+class ProjectServicesArgs:
+    baseline: Baseline
+    container_scanning: bool
+
+
+class ProjectServices(pulumi.ComponentResource):
+    """Enables Cloud KMS, Cloud Storage, Artifact Registry and (when images are scanned)
+    Container Scanning in the stack's project, so a fresh project deploys in one run.
+    Destroying the stack leaves the APIs on: other workloads in the project may use them."""
+
+    def __init__(
+        self, name: str, args: ProjectServicesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:gcp:ProjectServices", name, {}, opts)
+        apis = [KMS_API, STORAGE_API, ARTIFACT_REGISTRY_API]
+        if args.container_scanning:
+            apis.append(CONTAINER_SCANNING_API)
+        self.services = {
+            api: gcp.projects.Service(
+                f"{name}-{api.split('.', 1)[0]}",
+                service=api,
+                disable_on_destroy=False,
+                disable_dependent_services=False,
+                opts=args.baseline.child(self),
+            )
+            for api in apis
+        }
+        self.register_outputs({"services": sorted(self.services)})
