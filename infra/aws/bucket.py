@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.context import policy_document
 from infra.common import Baseline
 
 
@@ -102,15 +103,8 @@ def secure_bucket(
     policy = aws.s3.BucketPolicy(
         f"{name}-policy",
         bucket=bucket.bucket,
-        policy=pulumi.Output.json_dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    deny_insecure_transport(bucket.arn),
-                    *spec.extra_statements(bucket.arn),
-                ],
-            },
-            sort_keys=True,
+        policy=policy_document(
+            deny_insecure_transport(bucket.arn), *spec.extra_statements(bucket.arn)
         ),
         # S3 rejects a policy written while the public access block is being applied.
         opts=baseline.child(owner, depends_on=[public_access_block]),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -28,3 +30,10 @@ class AwsAccount:
 
     def service_host(self, service: str) -> str:
         return f"{service}.{self.region}.amazonaws.com"
+
+
+def policy_document(*statements: Mapping[str, Any]) -> pulumi.Output[str]:
+    """An IAM policy document as JSON, keys sorted so the same statements give the same bytes."""
+    return pulumi.Output.json_dumps(
+        {"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True
+    )

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.context import AwsAccount
+from infra.aws.context import AwsAccount, policy_document
 from infra.common import Baseline
 
 
@@ -28,9 +28,7 @@ def _trust(principal: dict[str, Any], account: AwsAccount) -> pulumi.Output[str]
     if "Service" in principal:
         # Confused-deputy guard: the service may assume the role only for this account.
         statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account.account_id}}
-    return pulumi.Output.json_dumps(
-        {"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True
-    )
+    return policy_document(statement)
 
 
 class PlatformRoles(pulumi.ComponentResource):
@@ -75,19 +73,13 @@ class PlatformRoles(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-ecr-login",
             role=role.id,
-            policy=pulumi.Output.json_dumps(
+            policy=policy_document(
                 {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "EcrLogin",
-                            "Effect": "Allow",
-                            "Action": "ecr:GetAuthorizationToken",
-                            "Resource": "*",
-                        }
-                    ],
-                },
-                sort_keys=True,
+                    "Sid": "EcrLogin",
+                    "Effect": "Allow",
+                    "Action": "ecr:GetAuthorizationToken",
+                    "Resource": "*",
+                }
             ),
             opts=baseline.child(self),
         )

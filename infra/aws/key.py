@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.context import AwsAccount
+from infra.aws.context import AwsAccount, policy_document
 from infra.common import Baseline, EncryptionKey
 
 # Key administration, spelled out: no wildcard actions even for the account.
@@ -62,33 +62,27 @@ class PlatformKeyArgs:
 
 def key_policy(account: AwsAccount) -> pulumi.Output[str]:
     root = account.root_principal()
-    return pulumi.Output.json_dumps(
+    return policy_document(
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministersKey",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": root},
-                    "Action": ADMIN_ACTIONS,
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "AccountUsesKeyThroughPlatformServices",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": root},
-                    "Action": [*USAGE_ACTIONS, "kms:CreateGrant"],
-                    "Resource": "*",
-                    "Condition": {
-                        "StringEquals": {
-                            "kms:CallerAccount": account.account_id,
-                            "kms:ViaService": [account.service_host(s) for s in SERVICES],
-                        }
-                    },
-                },
-            ],
+            "Sid": "AccountAdministersKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": ADMIN_ACTIONS,
+            "Resource": "*",
         },
-        sort_keys=True,
+        {
+            "Sid": "AccountUsesKeyThroughPlatformServices",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": [*USAGE_ACTIONS, "kms:CreateGrant"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "kms:CallerAccount": account.account_id,
+                    "kms:ViaService": [account.service_host(s) for s in SERVICES],
+                }
+            },
+        },
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.context import policy_document
 from infra.aws.identity import PlatformRoles
 from infra.common import Baseline, EncryptionKey
 from infra.settings import ContainerRegistrySettings
@@ -107,25 +108,19 @@ class ContainerRegistry(pulumi.ComponentResource):
         aws.ecr.RepositoryPolicy(
             f"{name}-{repo}-access",
             repository=repository.name,
-            policy=pulumi.Output.json_dumps(
+            policy=policy_document(
                 {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "RuntimePulls",
-                            "Effect": "Allow",
-                            "Principal": {"AWS": args.roles.runtime.arn},
-                            "Action": PULL_ACTIONS,
-                        },
-                        {
-                            "Sid": "PublisherPushes",
-                            "Effect": "Allow",
-                            "Principal": {"AWS": args.roles.publisher.arn},
-                            "Action": PUSH_ACTIONS,
-                        },
-                    ],
+                    "Sid": "RuntimePulls",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": args.roles.runtime.arn},
+                    "Action": PULL_ACTIONS,
                 },
-                sort_keys=True,
+                {
+                    "Sid": "PublisherPushes",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": args.roles.publisher.arn},
+                    "Action": PUSH_ACTIONS,
+                },
             ),
             opts=baseline.child(self),
         )
