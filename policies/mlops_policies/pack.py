@@ -56,6 +56,15 @@ def from_policy_resource(resource: PolicyResource) -> Resource:
     )
 
 
+def _metadata(rule: Rule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "description": rule.description,
+        "enforcement_level": LEVELS[rule.level],
+        "remediation_steps": rule.remediation or None,
+    }
+
+
 def _resource_policy(rule: Rule) -> Policy:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
         resource = from_validation_args(args)
@@ -64,13 +73,7 @@ def _resource_policy(rule: Rule) -> Policy:
         for _urn, message in rule.findings([resource]):
             report(message, None)
 
-    return ResourceValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        enforcement_level=LEVELS[rule.level],
-        validate=validate,
-        remediation_steps=rule.remediation or None,
-    )
+    return ResourceValidationPolicy(validate=validate, **_metadata(rule))
 
 
 def _stack_policy(rule: Rule) -> Policy:
@@ -81,13 +84,7 @@ def _stack_policy(rule: Rule) -> Policy:
             if not exemption_for(rule.name, by_urn.get(urn)):
                 report(message, urn)
 
-    return StackValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        enforcement_level=LEVELS[rule.level],
-        validate=validate,
-        remediation_steps=rule.remediation or None,
-    )
+    return StackValidationPolicy(validate=validate, **_metadata(rule))
 
 
 def crossguard_policies() -> list[Policy]:
