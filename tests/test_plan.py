@@ -76,16 +76,16 @@ def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> N
 
 
 def test_bad_stack_file_is_one_line_and_plans_nothing(tmp_path: Path) -> None:
-    stack_file = ROOT / "stacks" / "Pulumi.test-bad-zone.yaml"
+    stack_file = ROOT / "stacks" / "Pulumi.aws-tmp-badzone-dev.yaml"
     text = (ROOT / "stacks" / "Pulumi.aws-dev.yaml").read_text()
     stack_file.write_text(text.replace("zones: [raw, curated, features]", "zones: [raw, Raw Data]"))
     try:
-        result = _cli("--stack", "test-bad-zone", "--out", str(tmp_path))
+        result = _cli("--stack", "aws-tmp-badzone-dev", "--out", str(tmp_path))
     finally:
         stack_file.unlink()
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "stacks/Pulumi.test-bad-zone.yaml: mlops:lake.zones[1]: 'Raw Data' is not a valid zone "
+        "stacks/Pulumi.aws-tmp-badzone-dev.yaml: mlops:lake.zones[1]: 'Raw Data' is not a valid zone "
         "name (lowercase letters, digits and '-', starting with a letter, at most 20 characters)"
     ]
     assert "Traceback" not in result.stderr
@@ -99,16 +99,16 @@ def test_unknown_stack_name_is_one_line() -> None:
 
 
 def test_any_stack_file_can_be_planned_by_name() -> None:
-    stack_file = ROOT / "stacks" / "Pulumi.aws-sandbox.yaml"
+    stack_file = ROOT / "stacks" / "Pulumi.aws-sandbox-dev.yaml"
     shutil.copy(ROOT / "stacks" / "Pulumi.aws-dev.yaml", stack_file)
     try:
-        assert "aws-sandbox" in stackfiles.stack_names()
-        plan = plan_stack("aws-sandbox")
+        assert "aws-sandbox-dev" in stackfiles.stack_names()
+        plan = plan_stack("aws-sandbox-dev")
     finally:
         stack_file.unlink()
     assert plan.findings == []
     names = plan.outputs["lakeBucketNames"]
-    assert names["raw"] == "mlops-aws-sandbox-lake-raw"
+    assert names["raw"] == "mlops-aws-sandbox-dev-lake-raw"
 
 
 def test_report_lists_counts_protection_and_policy_results() -> None:
@@ -124,13 +124,13 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
 
 
 def test_mandatory_violation_fails_the_plan_and_is_reported(tmp_path: Path) -> None:
-    stack_file = ROOT / "stacks" / "Pulumi.test-mutable.yaml"
+    stack_file = ROOT / "stacks" / "Pulumi.aws-tmp-mutable-dev.yaml"
     text = (ROOT / "stacks" / "Pulumi.aws-dev.yaml").read_text()
     stack_file.write_text(
         text + "  mlops:registries:\n    containers:\n      immutableTags: false\n"
     )
     try:
-        result = _cli("--stack", "test-mutable", "--out", str(tmp_path))
+        result = _cli("--stack", "aws-tmp-mutable-dev", "--out", str(tmp_path))
     finally:
         stack_file.unlink()
     assert result.returncode == 1
@@ -139,9 +139,9 @@ def test_mandatory_violation_fails_the_plan_and_is_reported(tmp_path: Path) -> N
         "mandatory registry-immutable-tags: ECR repository lets tags be overwritten"
         in result.stderr
     )
-    report = (tmp_path / "test-mutable.md").read_text()
+    report = (tmp_path / "aws-tmp-mutable-dev.md").read_text()
     assert "policies: **FAIL** (2 mandatory" in report
-    violations = json.loads((tmp_path / "test-mutable.json").read_text())["policyViolations"]
+    violations = json.loads((tmp_path / "aws-tmp-mutable-dev.json").read_text())["policyViolations"]
     assert {v["policyName"] for v in violations} == {"registry-immutable-tags"}
 
 
