@@ -85,8 +85,9 @@ def test_bad_stack_file_is_one_line_and_plans_nothing(tmp_path: Path) -> None:
         stack_file.unlink()
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "stacks/Pulumi.aws-tmp-badzone-dev.yaml: mlops:lake.zones[1]: 'Raw Data' is not a valid zone "
-        "name (lowercase letters, digits and '-', starting with a letter, at most 20 characters)"
+        "stacks/Pulumi.aws-tmp-badzone-dev.yaml: mlops:lake.zones[1]: 'Raw Data' is not a valid "
+        "zone name (lowercase letters, digits and '-', starting with a letter, at most 20 "
+        "characters)"
     ]
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
