@@ -180,24 +180,92 @@ class CloudMocks(Mocks):
         return resource_name, extra
 
     def _azure(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        module, kind = typ.split(":")[1], typ.split(":")[2]
-        resource_name = next(
-            (
-                str(v)
-                for k, v in sorted(state.items())
-                if k.endswith("Name") and k != "resourceGroupName" and isinstance(v, str)
+        """ARM ids shaped as Azure shapes them, and the outputs programs read (names,
+        vault and key URIs, identity principals, login servers)."""
+        import re
+
+        account = "{base}/providers/Microsoft.Storage/storageAccounts/{accountName}"
+        # type -> (input holding the resource's own name, ARM id template)
+        arm: dict[str, tuple[str, str]] = {
+            "resources:ResourceGroup": ("resourceGroupName", "{base}"),
+            "storage:StorageAccount": ("accountName", account),
+            "storage:BlobServiceProperties": ("blobServicesName", account + "/blobServices/{n}"),
+            "storage:BlobContainer": (
+                "containerName",
+                account + "/blobServices/default/containers/{n}",
             ),
-            name,
+            "storage:ManagementPolicy": (
+                "managementPolicyName",
+                account + "/managementPolicies/{n}",
+            ),
+            "keyvault:Vault": ("vaultName", "{base}/providers/Microsoft.KeyVault/vaults/{n}"),
+            "keyvault:Key": (
+                "keyName",
+                "{base}/providers/Microsoft.KeyVault/vaults/{vaultName}/keys/{n}",
+            ),
+            "managedidentity:UserAssignedIdentity": (
+                "resourceName",
+                "{base}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{n}",
+            ),
+            "authorization:RoleAssignment": (
+                "roleAssignmentName",
+                "{scope}/providers/Microsoft.Authorization/roleAssignments/{n}",
+            ),
+            "authorization:ManagementLockByScope": (
+                "lockName",
+                "{scope}/providers/Microsoft.Authorization/locks/{n}",
+            ),
+            "monitor:DiagnosticSetting": (
+                "name",
+                "{resourceUri}/providers/Microsoft.Insights/diagnosticSettings/{n}",
+            ),
+            "operationalinsights:Workspace": (
+                "workspaceName",
+                "{base}/providers/Microsoft.OperationalInsights/workspaces/{n}",
+            ),
+            "containerregistry:Registry": (
+                "registryName",
+                "{base}/providers/Microsoft.ContainerRegistry/registries/{n}",
+            ),
+            "machinelearningservices:Registry": (
+                "registryName",
+                "{base}/providers/Microsoft.MachineLearningServices/registries/{n}",
+            ),
+        }
+        module, kind = typ.split(":")[1], typ.split(":")[2]
+        name_key, template = arm.get(
+            f"{module}:{kind}", ("", f"{{base}}/providers/{module}/{kind}/{{n}}")
         )
+        resource_name = str(state.get(name_key) or name)
         group = state.get("resourceGroupName", resource_name)
-        base = f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/{group}"
-        if typ == "azure-native:resources:ResourceGroup":
-            return base, {"name": resource_name}
-        resource_id = f"{base}/providers/{module}/{kind}/{resource_name}"
+        fields = {k: v for k, v in state.items() if isinstance(v, str)}
+        fields |= {
+            "base": f"/subscriptions/{AZURE_SUBSCRIPTION}/resourceGroups/{group}",
+            "n": resource_name,
+        }
+        # An input the template names but the program left out reads as "unknown".
+        resource_id = re.sub(r"\{(\w+)\}", lambda m: fields.get(m[1], "unknown"), template)
         extra: dict[str, Any] = {"name": resource_name}
-        if typ.endswith(":UserAssignedIdentity"):
+        if kind == "UserAssignedIdentity":
             extra |= {
                 "principalId": stable_uuid(typ, name, "principal"),
                 "clientId": stable_uuid(typ, name),
+                "tenantId": AZURE_TENANT,
             }
+        elif typ == "azure-native:keyvault:Vault":
+            # vaultUri is an output nested in the inputs' `properties`.
+            vault_uri = f"https://{resource_name}.vault.azure.net/"
+            state["properties"] = {**(state.get("properties") or {}), "vaultUri": vault_uri}
+        elif typ == "azure-native:keyvault:Key":
+            key_uri = f"https://{state.get('vaultName')}.vault.azure.net/keys/{resource_name}"
+            version = stable_uuid(typ, name).replace("-", "")
+            extra |= {"keyUri": key_uri, "keyUriWithVersion": f"{key_uri}/{version}"}
+        elif typ == "azure-native:storage:StorageAccount":
+            # Inputs list user-assigned identities by id; the output maps id -> identity.
+            identity = state.get("identity") or {}
+            if isinstance(identity.get("userAssignedIdentities"), list):
+                assigned = {i: {} for i in identity["userAssignedIdentities"]}
+                state["identity"] = {**identity, "userAssignedIdentities": assigned}
+        elif typ == "azure-native:containerregistry:Registry":
+            extra["loginServer"] = f"{resource_name.lower()}.azurecr.io"
         return resource_id, extra

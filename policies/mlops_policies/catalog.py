@@ -21,6 +21,7 @@ STATEFUL_TYPES: frozenset[str] = frozenset(
         "azure-native:containerregistry:Registry",
         "azure-native:operationalinsights:Workspace",
         "azure-native:machinelearningservices:Registry",
+        "azure-native:managedidentity:UserAssignedIdentity",
     }
 )
 
@@ -39,6 +40,8 @@ TAG_PROPERTY: dict[str, str] = {
     "azure-native:containerregistry:Registry": "tags",
     "azure-native:operationalinsights:Workspace": "tags",
     "azure-native:machinelearningservices:Registry": "tags",
+    "azure-native:keyvault:Key": "tags",
+    "azure-native:managedidentity:UserAssignedIdentity": "tags",
 }
 
 REQUIRED_TAGS: tuple[str, ...] = (

@@ -15,6 +15,17 @@ def _gcp_access_log_bucket(resource: Resource) -> bool:
     return resource.type == "gcp:storage/bucket:Bucket" and labels.get("purpose") == "access-logs"
 
 
+def _non_prod_standard_registry(resource: Resource) -> bool:
+    """A dev or staging ACR registry below Premium (see infra/azure/registry.py)."""
+    tags = resource.props.get("tags") or {}
+    sku = (resource.props.get("sku") or {}).get("name")
+    return (
+        resource.type == "azure-native:containerregistry:Registry"
+        and tags.get("environment") in ("dev", "staging")
+        and sku in ("Basic", "Standard")
+    )
+
+
 EXEMPTIONS: tuple[Exemption, ...] = (
     Exemption(
         id="EX-001",
@@ -33,6 +44,24 @@ EXEMPTIONS: tuple[Exemption, ...] = (
         policy="storage-access-logging",
         reason="the GCS access-log bucket is the log store; logging it to itself would loop",
         applies=_gcp_access_log_bucket,
+    ),
+    Exemption(
+        id="EX-201",
+        policy="storage-cmek",
+        reason=(
+            "ACR takes a customer-managed key only on Premium; non-prod registries are "
+            "Standard to save cost and hold images rebuilt from source"
+        ),
+        applies=_non_prod_standard_registry,
+    ),
+    Exemption(
+        id="EX-202",
+        policy="registry-cleanup",
+        reason=(
+            "ACR's untagged-manifest retention policy is Premium-only; non-prod registries "
+            "are Standard and are purged on demand (acr purge)"
+        ),
+        applies=_non_prod_standard_registry,
     ),
 )
 

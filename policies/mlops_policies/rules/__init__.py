@@ -15,6 +15,7 @@ from mlops_policies.rules import (
     aws_keys,
     aws_registry,
     aws_storage,
+    azure,
     gcp,
     protection,
     tags,
@@ -26,6 +27,7 @@ MODULES: tuple[ModuleType, ...] = (
     aws_keys,
     aws_iam,
     gcp,
+    azure,
     tags,
     protection,
 )

@@ -1,0 +1,1 @@
+"""Azure: the platform on ADLS Gen2, Key Vault, Container Registry and Azure ML registries."""

@@ -1,0 +1,259 @@
+"""`mlops:azure:DataLake`: one ADLS Gen2 account, one private filesystem per zone.
+
+The lake is an account of its own, never an Azure ML workspace's default
+storage: a workspace cannot use an account with a hierarchical namespace, and
+the lake needs one (directories, POSIX ACLs, atomic renames for Spark).
+
+ADLS Gen2 accounts cannot keep blob versions: Azure does not support blob
+versioning on accounts with a hierarchical namespace. Recovery of overwritten
+or deleted data therefore rests on blob soft delete and container soft delete,
+both kept for `lake.retention.softDeleteDays`, plus snapshots that expire after
+`lake.retention.noncurrentVersionDays`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import authorization, monitor, operationalinsights, storage
+
+from infra.azure.context import AzureContext
+from infra.azure.key import KeyAccess
+from infra.common import Baseline
+from infra.settings import AccessLogs, LakeSettings
+
+BLOB_SERVICE = "default"
+# Log Analytics keeps data at least 30 days and at most 730 interactively.
+LOG_RETENTION_DAYS = (30, 730)
+ACCESS_LOG_CATEGORIES = ("StorageRead", "StorageWrite", "StorageDelete")
+
+
+@dataclass(frozen=True)
+class DataLakeArgs:
+    baseline: Baseline
+    context: AzureContext
+    lake: LakeSettings
+    key: KeyAccess
+
+
+def log_retention_days(access_logs: AccessLogs) -> int:
+    """Log Analytics' floor of 30 days is free and below it nothing is saved, so
+    shorter settings are raised to it; past 730 days it refuses the workspace."""
+    low, high = LOG_RETENTION_DAYS
+    if access_logs.retention_days > high:
+        raise ValueError(
+            f"lake.accessLogs.retentionDays {access_logs.retention_days} exceeds the "
+            f"{high} days a Log Analytics workspace retains"
+        )
+    return max(low, access_logs.retention_days)
+
+
+def lifecycle_rules(lake: LakeSettings) -> list[dict[str, Any]]:
+    """Blobs move to Cool after `coolAfterDays` and to Cold after `archiveAfterDays`.
+
+    Cold, not Archive: Archive is offline (hours to rehydrate) and not offered on
+    zone-redundant accounts, while Cold stays online, as S3 Glacier Instant
+    Retrieval does for the same setting on AWS. Uncommitted blocks need no rule:
+    Azure discards them after seven days.
+    """
+    tiers: dict[str, Any] = {
+        "tier_to_cool": {"days_after_modification_greater_than": lake.tiering.cool_after_days}
+    }
+    if lake.tiering.archive_after_days is not None:
+        tiers["tier_to_cold"] = {
+            "days_after_modification_greater_than": lake.tiering.archive_after_days
+        }
+    block_blobs = {"blob_types": ["blockBlob"]}
+    return [
+        {
+            "name": "tiering",
+            "type": "Lifecycle",
+            "enabled": True,
+            "definition": {"filters": block_blobs, "actions": {"base_blob": tiers}},
+        },
+        {
+            "name": "expire-snapshots",
+            "type": "Lifecycle",
+            "enabled": True,
+            "definition": {
+                "filters": block_blobs,
+                "actions": {
+                    "snapshot": {
+                        "delete": {
+                            "days_after_creation_greater_than": (
+                                lake.retention.noncurrent_version_days
+                            )
+                        }
+                    }
+                },
+            },
+        },
+    ]
+
+
+class DataLake(pulumi.ComponentResource):
+    """An ADLS Gen2 storage account (StorageV2, hierarchical namespace; ZRS in
+    prod, LRS elsewhere) that:
+
+    - accepts HTTPS with TLS 1.2 or later only;
+    - authorizes with Microsoft Entra ID only: shared keys, and the SAS tokens
+      signed with them, are refused; blobs can never be made public;
+    - denies every network by default (trusted Azure services excepted), and in
+      prod has no public endpoint at all;
+    - is encrypted twice: by the infrastructure, and with the platform key in
+      Key Vault through the platform's encryption identity, for every service;
+    - keeps deleted blobs and containers recoverable for `softDeleteDays`;
+    - tiers and expires data by a lifecycle policy;
+    - logs every read, write and delete to its own Log Analytics workspace
+      (unless `lake.accessLogs.enabled` is false, which the pack then refuses).
+
+    One private filesystem (container) per zone. The account, filesystems and
+    workspace are protected and retained in prod, where a CanNotDelete lock on
+    the account also stops deletion from outside Pulumi.
+    """
+
+    def __init__(
+        self, name: str, args: DataLakeArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:azure:DataLake", name, {}, opts)
+        self._args = args
+        baseline, context = args.baseline, args.context
+        self.account = self._account(name)
+        account_name = self.account.name
+        self.blob_service = storage.BlobServiceProperties(
+            f"{name}-blob-service",
+            account_name=account_name,
+            resource_group_name=context.resource_group_name,
+            blob_services_name=BLOB_SERVICE,
+            delete_retention_policy={
+                "enabled": True,
+                "days": args.lake.retention.soft_delete_days,
+            },
+            container_delete_retention_policy={
+                "enabled": True,
+                "days": args.lake.retention.soft_delete_days,
+            },
+            opts=baseline.child(self),
+        )
+        self.filesystems = {zone: self._filesystem(name, zone) for zone in args.lake.zones}
+        self.lifecycle = storage.ManagementPolicy(
+            f"{name}-lifecycle",
+            account_name=account_name,
+            resource_group_name=context.resource_group_name,
+            management_policy_name="default",
+            policy={"rules": lifecycle_rules(args.lake)},
+            opts=baseline.child(self),
+        )
+        self.logs: operationalinsights.Workspace | None = None
+        if args.lake.access_logs.enabled:
+            self.logs = self._access_logs(name)
+        self.lock: authorization.ManagementLockByScope | None = None
+        if context.production:
+            self.lock = authorization.ManagementLockByScope(
+                f"{name}-lock",
+                scope=self.account.id,
+                lock_name=f"{name}-cannot-delete",
+                level="CanNotDelete",
+                notes="The data lake is deleted only by lifting this lock on purpose.",
+                opts=baseline.child(self),
+            )
+        self.filesystem_names = {z: fs.name for z, fs in self.filesystems.items()}
+        self.filesystem_ids = {z: fs.id for z, fs in self.filesystems.items()}
+        self.register_outputs(
+            {
+                "accountName": account_name,
+                "filesystemNames": self.filesystem_names,
+                "filesystemIds": self.filesystem_ids,
+                "logWorkspaceId": self.logs.id if self.logs else None,
+            }
+        )
+
+    def _account(self, name: str) -> storage.StorageAccount:
+        args = self._args
+        baseline, context, key = args.baseline, args.context, args.key
+        return storage.StorageAccount(
+            f"{name}-account",
+            account_name=context.global_name(baseline.namer, "lake", kind="azure-storage-account"),
+            resource_group_name=context.resource_group_name,
+            location=context.location,
+            kind="StorageV2",
+            sku={"name": "Standard_ZRS" if context.production else "Standard_LRS"},
+            access_tier="Hot",
+            is_hns_enabled=True,
+            enable_https_traffic_only=True,
+            minimum_tls_version="TLS1_2",
+            allow_blob_public_access=False,
+            allow_shared_key_access=False,
+            default_to_o_auth_authentication=True,
+            allow_cross_tenant_replication=False,
+            allowed_copy_scope="AAD",
+            is_local_user_enabled=False,
+            is_sftp_enabled=False,
+            public_network_access=context.public_network_access,
+            network_rule_set={
+                "default_action": "Deny",
+                "bypass": "AzureServices",
+                "ip_rules": [],
+                "virtual_network_rules": [],
+            },
+            identity={"type": "UserAssigned", "user_assigned_identities": [key.identity_id]},
+            encryption=self._encryption(),
+            tags={**baseline.tags, "purpose": "lake"},
+            # The account checks at creation that its identity can wrap with the key.
+            opts=baseline.stateful(self, depends_on=[key.grant]),
+        )
+
+    def _encryption(self) -> dict[str, Any]:
+        key = self._args.key
+        # Queue and table default to service-managed keys; "Account" puts every
+        # service under the platform key. Omitting the key version makes the
+        # account follow each rotation.
+        account_key = {"enabled": True, "key_type": "Account"}
+        return {
+            "key_source": "Microsoft.Keyvault",
+            "key_vault_properties": {"key_vault_uri": key.vault_uri, "key_name": key.key_name},
+            "encryption_identity": {"encryption_user_assigned_identity": key.identity_id},
+            "require_infrastructure_encryption": True,
+            "services": dict.fromkeys(("blob", "file", "queue", "table"), account_key),
+        }
+
+    def _filesystem(self, name: str, zone: str) -> storage.BlobContainer:
+        args = self._args
+        return storage.BlobContainer(
+            f"{name}-{zone}",
+            account_name=self.account.name,
+            resource_group_name=args.context.resource_group_name,
+            container_name=zone,
+            public_access="None",
+            metadata={"zone": zone},
+            opts=args.baseline.stateful(self),
+        )
+
+    def _access_logs(self, name: str) -> operationalinsights.Workspace:
+        args = self._args
+        baseline, context = args.baseline, args.context
+        workspace = operationalinsights.Workspace(
+            f"{name}-logs",
+            resource_group_name=context.resource_group_name,
+            location=context.location,
+            sku={"name": "PerGB2018"},
+            retention_in_days=log_retention_days(args.lake.access_logs),
+            features={
+                # Queries need Entra ID and read only what the caller may read.
+                "disable_local_auth": True,
+                "enable_log_access_using_only_resource_permissions": True,
+            },
+            tags={**baseline.tags, "purpose": "access-logs"},
+            opts=baseline.stateful(self),
+        )
+        monitor.DiagnosticSetting(
+            f"{name}-access-logs",
+            resource_uri=pulumi.Output.concat(self.account.id, "/blobServices/", BLOB_SERVICE),
+            workspace_id=workspace.id,
+            logs=[{"category": c, "enabled": True} for c in ACCESS_LOG_CATEGORIES],
+            metrics=[{"category": "Transaction", "enabled": True}],
+            opts=baseline.child(self),
+        )
+        return workspace

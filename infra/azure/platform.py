@@ -1,0 +1,71 @@
+"""Everything an Azure stack provisions, wired from the settings model.
+
+One resource group holds the whole stack. The group's lifetime is the stack's,
+so one group keeps placement, cost reporting and RBAC scopes in one place and
+lets components stay free of group management. The group itself carries no
+lock: a lock there would also block routine deletions inside it (a replaced
+role assignment, a diagnostic setting); the lake locks its own account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import resources
+
+from infra.azure.context import AzureContext
+from infra.azure.key import PlatformKey, PlatformKeyArgs
+from infra.azure.lake import DataLake, DataLakeArgs
+from infra.azure.registry import (
+    ContainerRegistry,
+    ContainerRegistryArgs,
+    ModelRegistry,
+    ModelRegistryArgs,
+)
+from infra.common import Baseline
+from infra.settings import PlatformSettings
+
+
+def build_azure(settings: PlatformSettings) -> dict[str, Any]:
+    baseline = Baseline.from_settings(settings)
+    namer = baseline.namer
+    group = resources.ResourceGroup(
+        namer.name("group"),
+        resource_group_name=namer.name(kind="azure-resource"),
+        location=settings.region,
+        tags=dict(baseline.tags),
+        opts=pulumi.ResourceOptions(protect=baseline.protect, retain_on_delete=baseline.protect),
+    )
+    context = AzureContext.lookup(
+        settings.region, group.name, production=settings.environment == "prod"
+    )
+    key = PlatformKey(namer.name("key"), PlatformKeyArgs(baseline, context))
+    lake = DataLake(
+        namer.name("lake"),
+        DataLakeArgs(baseline=baseline, context=context, lake=settings.lake, key=key.access),
+    )
+    containers = ContainerRegistry(
+        namer.name("images"),
+        ContainerRegistryArgs(
+            baseline=baseline,
+            context=context,
+            settings=settings.registries.containers,
+            key=key.access,
+        ),
+    )
+    outputs: dict[str, Any] = {
+        "resourceGroupName": group.name,
+        "keyId": key.key.key_uri,
+        "lakeAccountName": lake.account.name,
+        "lakeFilesystemNames": lake.filesystem_names,
+        "lakeFilesystemIds": lake.filesystem_ids,
+        "containerRegistryLoginServer": containers.login_server,
+        "containerRepositoryUrls": containers.repository_urls,
+    }
+    if lake.logs is not None:
+        outputs["lakeAccessLogWorkspaceId"] = lake.logs.id
+    if settings.registries.models.enabled:
+        models = ModelRegistry(namer.name("models"), ModelRegistryArgs(baseline, context))
+        outputs["modelRegistryName"] = models.registry.name
+    return outputs

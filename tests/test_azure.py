@@ -1,0 +1,492 @@
+"""The Azure components on mocks: the inputs that make them private, encrypted and kept."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+from conftest import of_type, one, plan_with, planned
+from mlops_policies.catalog import STATEFUL_TYPES
+
+from infra.azure.context import unique_token
+from infra.azure.lake import log_retention_days
+from infra.azure.rbac import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assignment_name
+from infra.settings import AccessLogs
+from tools.mockcloud import AZURE_SUBSCRIPTION, AZURE_TENANT
+
+ACCOUNT = "azure-native:storage:StorageAccount"
+BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
+CONTAINER = "azure-native:storage:BlobContainer"
+LIFECYCLE = "azure-native:storage:ManagementPolicy"
+DIAGNOSTIC = "azure-native:monitor:DiagnosticSetting"
+WORKSPACE = "azure-native:operationalinsights:Workspace"
+LOCK = "azure-native:authorization:ManagementLockByScope"
+VAULT = "azure-native:keyvault:Vault"
+KEY = "azure-native:keyvault:Key"
+IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+ACR = "azure-native:containerregistry:Registry"
+ML_REGISTRY = "azure-native:machinelearningservices:Registry"
+GROUP = "azure-native:resources:ResourceGroup"
+ZONES = ("raw", "curated", "features")
+TOKEN = unique_token(AZURE_SUBSCRIPTION)
+SUBSCRIPTION = f"/subscriptions/{AZURE_SUBSCRIPTION}"
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return planned("azure-dev")
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return planned("azure-prod")
+
+
+def _arm_prefix(stack: str) -> str:
+    return f"{SUBSCRIPTION}/resourceGroups/mlops-{stack}/providers"
+
+
+# Inventory
+
+
+def test_resource_inventory(dev, prod) -> None:
+    expected = {
+        GROUP: 1,
+        VAULT: 1,
+        KEY: 1,
+        IDENTITY: 1,
+        ROLE_ASSIGNMENT: 1,
+        ACCOUNT: 1,
+        BLOB_SERVICE: 1,
+        CONTAINER: 3,
+        LIFECYCLE: 1,
+        WORKSPACE: 1,
+        DIAGNOSTIC: 1,
+        ACR: 1,
+        ML_REGISTRY: 1,
+    }
+    for plan, locks in ((dev, 0), (prod, 1)):
+        counts = Counter(r.type for r in plan.registrations if r.custom)
+        assert counts == {**expected, **({LOCK: locks} if locks else {})}
+    components = Counter(r.type for r in prod.registrations if not r.custom)
+    assert components == {
+        "pulumi:pulumi:Stack": 1,
+        "mlops:azure:PlatformKey": 1,
+        "mlops:azure:DataLake": 1,
+        "mlops:azure:ContainerRegistry": 1,
+        "mlops:azure:ModelRegistry": 1,
+    }
+
+
+def test_every_resource_but_the_group_is_parented_by_its_component(prod) -> None:
+    stack_urn = one(prod, "pulumi:pulumi:Stack").urn
+    for reg in prod.registrations:
+        if reg.type.startswith("azure-native:") and reg.type != GROUP:
+            assert reg.parent != stack_urn, reg.name
+            assert re.search(r"\$mlops:azure:\w+::", reg.parent), reg.name
+    assert one(prod, GROUP).parent == stack_urn
+
+
+def test_one_resource_group_holds_the_stack(prod) -> None:
+    group = one(prod, GROUP)
+    assert group.inputs["resourceGroupName"] == "mlops-azure-prod"
+    assert group.inputs["location"] == "westeurope"
+    for reg in prod.registrations:
+        if "resourceGroupName" in reg.inputs and reg.type != GROUP:
+            assert reg.inputs["resourceGroupName"] == "mlops-azure-prod", reg.name
+            assert group.urn in reg.property_dependencies["resourceGroupName"], reg.name
+
+
+@pytest.mark.parametrize("stack", ["azure-dev", "azure-prod"])
+def test_stateful_resources_are_protected_and_retained_only_in_prod(stack: str) -> None:
+    plan = planned(stack)
+    stateful = [r for r in plan.registrations if r.type in STATEFUL_TYPES]
+    assert {r.type for r in stateful} >= {
+        GROUP,
+        ACCOUNT,
+        CONTAINER,
+        VAULT,
+        KEY,
+        IDENTITY,
+        ACR,
+        WORKSPACE,
+        ML_REGISTRY,
+    }
+    in_prod = stack == "azure-prod"
+    for reg in stateful:
+        assert (reg.protect, reg.retain_on_delete) == (in_prod, in_prod), reg.name
+    # Configuration that Azure recreates on demand is not pinned.
+    for kind in (BLOB_SERVICE, LIFECYCLE, DIAGNOSTIC, ROLE_ASSIGNMENT):
+        assert one(plan, kind).protect is False
+
+
+# Key
+
+
+def test_key_wraps_only_and_rotates_yearly(dev) -> None:
+    key = one(dev, KEY)
+    props = key.inputs["properties"]
+    assert props["kty"] == "RSA"
+    assert props["keySize"] == 3072
+    assert props["keyOps"] == ["wrapKey", "unwrapKey"]
+    assert props["rotationPolicy"] == {
+        "lifetimeActions": [{"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P365D"}}]
+    }
+    assert key.inputs["vaultName"] == one(dev, VAULT).inputs["vaultName"]
+
+
+@pytest.mark.parametrize(("stack", "days"), [("azure-dev", 7), ("azure-prod", 90)])
+def test_vault_uses_rbac_purge_protection_and_a_closed_firewall(stack: str, days: int) -> None:
+    vault = one(planned(stack), VAULT)
+    name = vault.inputs["vaultName"]
+    assert name == f"mlops{stack.replace('-', '')}kv{TOKEN}"
+    assert len(name) <= 24
+    assert vault.inputs["properties"] == {
+        "tenantId": AZURE_TENANT,
+        "sku": {"family": "A", "name": "standard"},
+        "enableRbacAuthorization": True,
+        "enableSoftDelete": True,
+        "softDeleteRetentionInDays": days,
+        "enablePurgeProtection": True,
+        "enabledForDeployment": False,
+        "enabledForDiskEncryption": False,
+        "enabledForTemplateDeployment": False,
+        "networkAcls": {"defaultAction": "Deny", "bypass": "AzureServices"},
+    }
+    assert "accessPolicies" not in vault.inputs["properties"]
+
+
+def test_only_the_encryption_identity_may_use_the_key_and_only_that_key(dev) -> None:
+    grant = one(dev, ROLE_ASSIGNMENT)
+    key, identity = one(dev, KEY), one(dev, IDENTITY)
+    key_id = f"{_arm_prefix('azure-dev')}/Microsoft.KeyVault/vaults/mlopsazuredevkv{TOKEN}/keys/"
+    assert grant.inputs["scope"] == key_id + "mlops-azure-dev-cmk"
+    assert key.urn in grant.property_dependencies["scope"]
+    assert identity.urn in grant.property_dependencies["principalId"]
+    assert grant.inputs["roleDefinitionId"] == (
+        f"{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/"
+        f"{KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER}"
+    )
+    assert grant.inputs["principalType"] == "ServicePrincipal"
+    # Deterministic, derived from what it grants.
+    assert grant.inputs["roleAssignmentName"] == assignment_name(
+        grant.inputs["scope"], grant.inputs["principalId"], KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER
+    )
+    assert assignment_name("/a", "p", "r") != assignment_name("/b", "p", "r")
+
+
+# Lake
+
+
+def _account(plan):
+    return one(plan, ACCOUNT)
+
+
+@pytest.mark.parametrize("stack", ["azure-dev", "azure-prod"])
+def test_lake_account_is_adls_gen2_https_only_entra_only_and_firewalled(stack: str) -> None:
+    account = _account(planned(stack)).inputs
+    assert account["kind"] == "StorageV2"
+    assert account["isHnsEnabled"] is True
+    assert account["enableHttpsTrafficOnly"] is True
+    assert account["minimumTlsVersion"] == "TLS1_2"
+    assert account["allowBlobPublicAccess"] is False
+    assert account["allowSharedKeyAccess"] is False
+    assert account["defaultToOAuthAuthentication"] is True
+    assert account["allowCrossTenantReplication"] is False
+    assert account["allowedCopyScope"] == "AAD"
+    assert account["isSftpEnabled"] is False
+    assert account["isLocalUserEnabled"] is False
+    assert account["networkRuleSet"] == {
+        "defaultAction": "Deny",
+        "bypass": "AzureServices",
+        "ipRules": [],
+        "virtualNetworkRules": [],
+    }
+    assert account["tags"]["purpose"] == "lake"
+    assert account["tags"]["stack"] == stack
+
+
+def test_lake_account_name_is_globally_unique_and_deterministic(dev, prod) -> None:
+    for plan, stack in ((dev, "azuredev"), (prod, "azureprod")):
+        name = _account(plan).inputs["accountName"]
+        assert name == f"mlops{stack}lake{TOKEN}"
+        assert re.fullmatch(r"[a-z0-9]{3,24}", name)
+    assert unique_token(AZURE_SUBSCRIPTION) != unique_token("another-subscription")
+
+
+def test_prod_lake_has_no_public_endpoint_and_is_zone_redundant(dev, prod) -> None:
+    assert _account(prod).inputs["publicNetworkAccess"] == "Disabled"
+    assert _account(prod).inputs["sku"] == {"name": "Standard_ZRS"}
+    # Dev keeps the endpoint (firewall still denies) so a developer IP can be allowed.
+    assert _account(dev).inputs["publicNetworkAccess"] == "Enabled"
+    assert _account(dev).inputs["sku"] == {"name": "Standard_LRS"}
+
+
+def test_lake_is_encrypted_twice_with_the_platform_key_through_the_identity(prod) -> None:
+    account = _account(prod)
+    identity_id = (
+        f"{_arm_prefix('azure-prod')}/Microsoft.ManagedIdentity/userAssignedIdentities/"
+        "mlops-azure-prod-key-identity"
+    )
+    encryption = account.inputs["encryption"]
+    assert encryption["keySource"] == "Microsoft.Keyvault"
+    assert encryption["requireInfrastructureEncryption"] is True
+    assert encryption["keyVaultProperties"] == {
+        "keyName": "mlops-azure-prod-cmk",
+        "keyVaultUri": f"https://mlopsazureprodkv{TOKEN}.vault.azure.net/",
+    }
+    assert "keyVersion" not in encryption["keyVaultProperties"]
+    assert encryption["encryptionIdentity"] == {"encryptionUserAssignedIdentity": identity_id}
+    assert encryption["services"] == {
+        s: {"enabled": True, "keyType": "Account"} for s in ("blob", "file", "queue", "table")
+    }
+    assert account.inputs["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": [identity_id],
+    }
+    # Created only once the identity may wrap with the key.
+    assert one(prod, ROLE_ASSIGNMENT).urn in account.dependencies
+
+
+def test_soft_delete_days_come_from_settings_and_versioning_is_not_requested() -> None:
+    plan = plan_with("azure-dev", lake={"retention": {"softDeleteDays": 21}})
+    service = one(plan, BLOB_SERVICE).inputs
+    assert service["deleteRetentionPolicy"] == {"enabled": True, "days": 21}
+    assert service["containerDeleteRetentionPolicy"] == {"enabled": True, "days": 21}
+    assert service["blobServicesName"] == "default"
+    # Azure offers no blob versioning on a hierarchical namespace.
+    assert "isVersioningEnabled" not in service
+    assert one(planned("azure-dev"), BLOB_SERVICE).inputs["deleteRetentionPolicy"]["days"] == 7
+
+
+def test_one_private_filesystem_per_zone(dev) -> None:
+    account = _account(dev)
+    filesystems = of_type(dev, CONTAINER)
+    assert sorted(fs.inputs["containerName"] for fs in filesystems) == sorted(ZONES)
+    for fs in filesystems:
+        assert fs.inputs["publicAccess"] == "None"
+        assert fs.inputs["metadata"] == {"zone": fs.inputs["containerName"]}
+        assert account.urn in fs.property_dependencies["accountName"]
+        assert fs.parent.endswith("::mlops-azure-dev-lake")
+
+
+def test_filesystems_follow_the_zone_settings() -> None:
+    plan = plan_with("azure-dev", lake={"zones": ["bronze", "gold"]})
+    assert sorted(fs.inputs["containerName"] for fs in of_type(plan, CONTAINER)) == [
+        "bronze",
+        "gold",
+    ]
+    assert plan.outputs["lakeFilesystemNames"] == {"bronze": "bronze", "gold": "gold"}
+
+
+def test_lifecycle_tiers_and_expires_by_settings() -> None:
+    plan = plan_with(
+        "azure-dev",
+        lake={
+            "tiering": {"coolAfterDays": 45, "archiveAfterDays": 120},
+            "retention": {"noncurrentVersionDays": 60},
+        },
+    )
+    policy = one(plan, LIFECYCLE)
+    assert policy.inputs["managementPolicyName"] == "default"
+    rules = {r["name"]: r for r in policy.inputs["policy"]["rules"]}
+    assert set(rules) == {"tiering", "expire-snapshots"}
+    for rule in rules.values():
+        assert rule["enabled"] is True and rule["type"] == "Lifecycle"
+        assert rule["definition"]["filters"] == {"blobTypes": ["blockBlob"]}
+    assert rules["tiering"]["definition"]["actions"] == {
+        "baseBlob": {
+            "tierToCool": {"daysAfterModificationGreaterThan": 45},
+            "tierToCold": {"daysAfterModificationGreaterThan": 120},
+        }
+    }
+    assert rules["expire-snapshots"]["definition"]["actions"] == {
+        "snapshot": {"delete": {"daysAfterCreationGreaterThan": 60}}
+    }
+
+
+def test_no_archive_setting_means_no_cold_tier() -> None:
+    plan = plan_with("azure-dev", lake={"tiering": {"coolAfterDays": 30, "archiveAfterDays": None}})
+    rules = {r["name"]: r for r in one(plan, LIFECYCLE).inputs["policy"]["rules"]}
+    assert rules["tiering"]["definition"]["actions"]["baseBlob"] == {
+        "tierToCool": {"daysAfterModificationGreaterThan": 30}
+    }
+
+
+@pytest.mark.parametrize(("stack", "days"), [("azure-dev", 90), ("azure-prod", 365)])
+def test_blob_access_is_logged_to_the_lake_workspace(stack: str, days: int) -> None:
+    plan = planned(stack)
+    account, workspace = _account(plan), one(plan, WORKSPACE)
+    setting = one(plan, DIAGNOSTIC)
+    account_id = (
+        f"{_arm_prefix(stack)}/Microsoft.Storage/storageAccounts/{account.inputs['accountName']}"
+    )
+    assert setting.inputs["resourceUri"] == f"{account_id}/blobServices/default"
+    assert account.urn in setting.property_dependencies["resourceUri"]
+    assert setting.inputs["workspaceId"] == (
+        f"{_arm_prefix(stack)}/Microsoft.OperationalInsights/workspaces/mlops-{stack}-lake-logs"
+    )
+    assert workspace.urn in setting.property_dependencies["workspaceId"]
+    assert setting.inputs["logs"] == [
+        {"category": c, "enabled": True} for c in ("StorageRead", "StorageWrite", "StorageDelete")
+    ]
+    assert workspace.inputs["retentionInDays"] == days
+    assert workspace.inputs["features"] == {
+        "disableLocalAuth": True,
+        "enableLogAccessUsingOnlyResourcePermissions": True,
+    }
+    assert plan.outputs["lakeAccessLogWorkspaceId"] == setting.inputs["workspaceId"]
+
+
+def test_log_retention_is_raised_to_the_workspace_floor_and_refused_past_its_ceiling() -> None:
+    assert log_retention_days(AccessLogs(retention_days=7)) == 30
+    assert log_retention_days(AccessLogs(retention_days=400)) == 400
+    with pytest.raises(ValueError, match="exceeds the 730 days"):
+        log_retention_days(AccessLogs(retention_days=731))
+    plan = plan_with("azure-dev", lake={"accessLogs": {"retentionDays": 10}})
+    assert one(plan, WORKSPACE).inputs["retentionInDays"] == 30
+
+
+def test_access_logs_off_means_no_workspace_and_no_output() -> None:
+    plan = plan_with("azure-dev", lake={"accessLogs": {"enabled": False}})
+    assert of_type(plan, WORKSPACE) == []
+    assert of_type(plan, DIAGNOSTIC) == []
+    assert "lakeAccessLogWorkspaceId" not in plan.outputs
+    # The pack then refuses the stack, as it refuses an unlogged bucket on AWS.
+    assert {f.policy for f in plan.mandatory} == {"storage-access-logging"}
+
+
+def test_prod_locks_the_lake_account_and_dev_does_not(dev, prod) -> None:
+    lock = one(prod, LOCK)
+    account = _account(prod)
+    assert lock.inputs["level"] == "CanNotDelete"
+    assert lock.inputs["scope"] == (
+        f"{_arm_prefix('azure-prod')}/Microsoft.Storage/storageAccounts/"
+        f"{account.inputs['accountName']}"
+    )
+    assert account.urn in lock.property_dependencies["scope"]
+    assert of_type(dev, LOCK) == []
+
+
+# Registries
+
+
+def test_registry_authenticates_every_pull_and_push(dev, prod) -> None:
+    for plan in (dev, prod):
+        registry = one(plan, ACR).inputs
+        assert registry["adminUserEnabled"] is False
+        assert registry["anonymousPullEnabled"] is False
+
+
+def test_prod_registry_is_premium_zone_redundant_closed_and_cmk_encrypted(prod) -> None:
+    registry = one(prod, ACR)
+    inputs = registry.inputs
+    assert inputs["registryName"] == f"mlopsazureprodacr{TOKEN}"
+    assert inputs["sku"] == {"name": "Premium"}
+    assert inputs["zoneRedundancy"] == "Enabled"
+    assert inputs["publicNetworkAccess"] == "Disabled"
+    assert inputs["networkRuleSet"] == {"defaultAction": "Deny"}
+    assert inputs["networkRuleBypassOptions"] == "AzureServices"
+    assert inputs["policies"] == {
+        "retentionPolicy": {"status": "enabled", "days": 7},
+        "exportPolicy": {"status": "disabled"},
+    }
+    identity = one(prod, IDENTITY)
+    identity_id = (
+        f"{_arm_prefix('azure-prod')}/Microsoft.ManagedIdentity/userAssignedIdentities/"
+        f"{identity.name}"
+    )
+    assert inputs["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": {identity_id: {}},
+    }
+    encryption = inputs["encryption"]
+    assert encryption["status"] == "enabled"
+    assert encryption["keyVaultProperties"]["keyIdentifier"] == (
+        f"https://mlopsazureprodkv{TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk"
+    )
+    assert identity.urn in registry.property_dependencies["encryption"]
+    assert one(prod, ROLE_ASSIGNMENT).urn in registry.dependencies
+
+
+def test_dev_registry_is_standard_and_takes_no_premium_inputs(dev) -> None:
+    inputs = one(dev, ACR).inputs
+    assert inputs["sku"] == {"name": "Standard"}
+    assert inputs["publicNetworkAccess"] == "Enabled"
+    assert inputs["zoneRedundancy"] == "Disabled"  # the SDK's default, stated in the plan
+    for premium_only in ("encryption", "identity", "policies", "networkRuleSet"):
+        assert premium_only not in inputs
+
+
+def test_untagged_retention_days_come_from_settings() -> None:
+    plan = plan_with("azure-prod", registries={"containers": {"untaggedRetentionDays": 14}})
+    retention = one(plan, ACR).inputs["policies"]["retentionPolicy"]
+    assert retention == {"status": "enabled", "days": 14}
+
+
+def test_repository_urls_name_the_configured_repositories(prod) -> None:
+    login = f"mlopsazureprodacr{TOKEN}.azurecr.io"
+    assert prod.outputs["containerRegistryLoginServer"] == login
+    assert prod.outputs["containerRepositoryUrls"] == {
+        "training": f"{login}/training",
+        "serving": f"{login}/serving",
+    }
+
+
+@pytest.mark.parametrize(
+    ("stack", "access", "storage"),
+    [
+        ("azure-dev", "Enabled", "Standard_LRS"),
+        ("azure-prod", "Disabled", "Standard_ZRS"),
+    ],
+)
+def test_model_registry_is_an_azure_ml_registry(stack: str, access: str, storage: str) -> None:
+    plan = planned(stack)
+    registry = one(plan, ML_REGISTRY).inputs
+    assert registry["registryName"] == f"mlops-{stack}-models"
+    assert registry["publicNetworkAccess"] == access
+    assert registry["identity"] == {"type": "SystemAssigned"}
+    assert registry["regionDetails"] == [
+        {
+            "location": "westeurope",
+            "acrDetails": [{"systemCreatedAcrAccount": {"acrAccountSku": "Premium"}}],
+            "storageAccountDetails": [
+                {
+                    "systemCreatedStorageAccount": {
+                        "storageAccountType": storage,
+                        "storageAccountHnsEnabled": False,
+                        "allowBlobPublicAccess": False,
+                    }
+                }
+            ],
+        }
+    ]
+    assert plan.outputs["modelRegistryName"] == f"mlops-{stack}-models"
+
+
+def test_model_registry_off_means_none_planned() -> None:
+    plan = plan_with("azure-dev", registries={"models": {"enabled": False}})
+    assert of_type(plan, ML_REGISTRY) == []
+    assert "modelRegistryName" not in plan.outputs
+
+
+# Outputs
+
+
+def test_outputs_mirror_the_other_clouds(prod) -> None:
+    account = _account(prod).inputs["accountName"]
+    assert prod.outputs["resourceGroupName"] == "mlops-azure-prod"
+    assert prod.outputs["keyId"] == (
+        f"https://mlopsazureprodkv{TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk"
+    )
+    assert prod.outputs["lakeAccountName"] == account
+    assert prod.outputs["lakeFilesystemNames"] == {z: z for z in ZONES}
+    assert prod.outputs["lakeFilesystemIds"] == {
+        z: (
+            f"{_arm_prefix('azure-prod')}/Microsoft.Storage/storageAccounts/{account}"
+            f"/blobServices/default/containers/{z}"
+        )
+        for z in ZONES
+    }
