@@ -7,6 +7,7 @@ the few physical names a service needs up front. No timestamps, no randomness.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -21,6 +22,21 @@ _RULES: dict[str, tuple[int, str, str]] = {
     "azure-registry": (50, "a-zA-Z0-9", ""),
     "azure-resource": (80, "a-zA-Z0-9._-", "-"),
 }
+
+
+TOKEN_LENGTH = 6
+
+
+def unique_token(*parts: str) -> str:
+    """A short digest for names that must be unique across a whole cloud.
+
+    Azure storage accounts, key vaults and registries share one global DNS
+    namespace, so `<project><stack><role>` alone would collide with any other
+    tenant deploying the same stack name. A digest of the scope (the
+    subscription) and the stack, like Bicep's `uniqueString`, is stable for
+    one stack in one subscription and distinct across them.
+    """
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:TOKEN_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -41,3 +57,13 @@ class Namer:
         if len(cleaned) > limit:
             raise ValueError(f"name {cleaned!r} is longer than {limit} characters ({kind})")
         return cleaned
+
+    def global_name(self, role: str, scope: str, kind: str) -> str:
+        """`<project><stack><role><token>` with no separator, within `kind`'s length:
+        the stack part is shortened to fit; the token (scope and full stack) keeps
+        shortened names of different stacks apart."""
+        limit, allowed, _ = _RULES[kind]
+        token = unique_token(scope, self.stack)
+        stack = re.sub(f"[^{allowed}]", "", self.stack.lower())
+        room = limit - len(self.project) - len(role) - len(token)
+        return f"{self.project}{stack[:room]}{role}{token}"

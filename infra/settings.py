@@ -56,8 +56,11 @@ GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 OWNER_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,62}$"
 COST_CENTER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-NAME_RULE = "lowercase letters, digits and '-', starting with a letter, at most 20 characters"
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+NAME_RULE = (
+    "3 to 20 lowercase letters, digits and single '-', starting with a letter, not ending with '-'"
+)
+# The strictest rule of the three clouds (Azure container names) so a name works on all.
+_NAME = re.compile(r"^(?=.{3,20}$)[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
 class SettingsError(Exception):
@@ -383,7 +386,63 @@ def _check_region(stack: str, cloud: str, values: Mapping[str, Any]) -> str:
     raise SettingsError(stack_file(stack), key, f"{region!r} is not a {cloud} region ({example})")
 
 
+# Settings a cloud has no control for. Set explicitly, they are refused rather
+# than accepted and ignored; their defaults are documented per cloud instead.
+UNSUPPORTED: dict[str, dict[tuple[str, ...], str]] = {
+    "azure": {
+        ("registries", "containers", "keepLastImages"): (
+            "ACR retention covers untagged manifests only; it cannot keep the newest N images"
+        ),
+        ("registries", "containers", "immutableTags"): (
+            "ACR locks tags per repository or tag (az acr repository update --write-enabled), "
+            "not per registry"
+        ),
+        ("registries", "containers", "scanOnPush"): (
+            "ACR images are scanned by Microsoft Defender for Containers, a subscription plan"
+        ),
+        ("lake", "retention", "abortIncompleteUploadDays"): (
+            "Azure Storage discards uncommitted blocks after 7 days by itself"
+        ),
+    },
+}
+AZURE_LOG_RETENTION = (30, 730)
+
+
+def _explicitly_set(model: BaseModel, path: tuple[str, ...]) -> bool:
+    node: Any = model
+    for alias in path:
+        names = {f.alias: n for n, f in type(node).model_fields.items()}
+        if names[alias] not in node.model_fields_set:
+            return False
+        node = getattr(node, names[alias])
+    return True
+
+
+def _check_azure(stack: str, project: ProjectSettings) -> None:
+    low, high = AZURE_LOG_RETENTION
+    days = project.lake.access_logs.retention_days
+    if not low <= days <= high:
+        raise SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}lake.accessLogs.retentionDays",
+            f"{days} is outside what a Log Analytics workspace keeps on azure ({low} to {high})",
+        )
+
+
+def _check_unsupported(stack: str, cloud: str, project: ProjectSettings) -> None:
+    for path, reason in UNSUPPORTED.get(cloud, {}).items():
+        if _explicitly_set(project, path):
+            raise SettingsError(
+                stack_file(stack),
+                f"{NAMESPACE}{'.'.join(path)}",
+                f"is not supported on {cloud}: {reason}; remove it",
+            )
+
+
 def _check_cloud_support(stack: str, cloud: str, project: ProjectSettings) -> None:
+    _check_unsupported(stack, cloud, project)
+    if cloud == "azure":
+        _check_azure(stack, project)
     for kind, entries in (
         ("endpoints", project.endpoints),
         ("acceleratorPools", project.accelerator_pools),

@@ -9,10 +9,9 @@ import pytest
 from conftest import of_type, one, plan_with, planned
 from mlops_policies.catalog import STATEFUL_TYPES
 
-from infra.azure.context import unique_token
-from infra.azure.lake import log_retention_days
 from infra.azure.rbac import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assignment_name
-from infra.settings import AccessLogs
+from infra.naming import Namer, unique_token
+from infra.settings import SettingsError
 from tools.mockcloud import AZURE_SUBSCRIPTION, AZURE_TENANT
 
 ACCOUNT = "azure-native:storage:StorageAccount"
@@ -30,7 +29,9 @@ ACR = "azure-native:containerregistry:Registry"
 ML_REGISTRY = "azure-native:machinelearningservices:Registry"
 GROUP = "azure-native:resources:ResourceGroup"
 ZONES = ("raw", "curated", "features")
-TOKEN = unique_token(AZURE_SUBSCRIPTION)
+DEV_TOKEN = unique_token(AZURE_SUBSCRIPTION, "azure-dev")
+PROD_TOKEN = unique_token(AZURE_SUBSCRIPTION, "azure-prod")
+TOKENS = {"azure-dev": DEV_TOKEN, "azure-prod": PROD_TOKEN}
 SUBSCRIPTION = f"/subscriptions/{AZURE_SUBSCRIPTION}"
 
 
@@ -141,7 +142,7 @@ def test_key_wraps_only_and_rotates_yearly(dev) -> None:
 def test_vault_uses_rbac_purge_protection_and_a_closed_firewall(stack: str, days: int) -> None:
     vault = one(planned(stack), VAULT)
     name = vault.inputs["vaultName"]
-    assert name == f"mlops{stack.replace('-', '')}kv{TOKEN}"
+    assert name == f"mlops{stack.replace('-', '')}kv{TOKENS[stack]}"
     assert len(name) <= 24
     assert vault.inputs["properties"] == {
         "tenantId": AZURE_TENANT,
@@ -161,7 +162,9 @@ def test_vault_uses_rbac_purge_protection_and_a_closed_firewall(stack: str, days
 def test_only_the_encryption_identity_may_use_the_key_and_only_that_key(dev) -> None:
     grant = one(dev, ROLE_ASSIGNMENT)
     key, identity = one(dev, KEY), one(dev, IDENTITY)
-    key_id = f"{_arm_prefix('azure-dev')}/Microsoft.KeyVault/vaults/mlopsazuredevkv{TOKEN}/keys/"
+    key_id = (
+        f"{_arm_prefix('azure-dev')}/Microsoft.KeyVault/vaults/mlopsazuredevkv{DEV_TOKEN}/keys/"
+    )
     assert grant.inputs["scope"] == key_id + "mlops-azure-dev-cmk"
     assert key.urn in grant.property_dependencies["scope"]
     assert identity.urn in grant.property_dependencies["principalId"]
@@ -209,11 +212,11 @@ def test_lake_account_is_adls_gen2_https_only_entra_only_and_firewalled(stack: s
 
 
 def test_lake_account_name_is_globally_unique_and_deterministic(dev, prod) -> None:
-    for plan, stack in ((dev, "azuredev"), (prod, "azureprod")):
+    for plan, stack in ((dev, "azure-dev"), (prod, "azure-prod")):
         name = _account(plan).inputs["accountName"]
-        assert name == f"mlops{stack}lake{TOKEN}"
+        assert name == f"mlops{stack.replace('-', '')}lake{TOKENS[stack]}"
         assert re.fullmatch(r"[a-z0-9]{3,24}", name)
-    assert unique_token(AZURE_SUBSCRIPTION) != unique_token("another-subscription")
+    assert unique_token("another-subscription", "azure-dev") != DEV_TOKEN
 
 
 def test_prod_lake_has_no_public_endpoint_and_is_zone_redundant(dev, prod) -> None:
@@ -235,7 +238,7 @@ def test_lake_is_encrypted_twice_with_the_platform_key_through_the_identity(prod
     assert encryption["requireInfrastructureEncryption"] is True
     assert encryption["keyVaultProperties"] == {
         "keyName": "mlops-azure-prod-cmk",
-        "keyVaultUri": f"https://mlopsazureprodkv{TOKEN}.vault.azure.net/",
+        "keyVaultUri": f"https://mlopsazureprodkv{PROD_TOKEN}.vault.azure.net/",
     }
     assert "keyVersion" not in encryption["keyVaultProperties"]
     assert encryption["encryptionIdentity"] == {"encryptionUserAssignedIdentity": identity_id}
@@ -340,13 +343,12 @@ def test_blob_access_is_logged_to_the_lake_workspace(stack: str, days: int) -> N
     assert plan.outputs["lakeAccessLogWorkspaceId"] == setting.inputs["workspaceId"]
 
 
-def test_log_retention_is_raised_to_the_workspace_floor_and_refused_past_its_ceiling() -> None:
-    assert log_retention_days(AccessLogs(retention_days=7)) == 30
-    assert log_retention_days(AccessLogs(retention_days=400)) == 400
-    with pytest.raises(ValueError, match="exceeds the 730 days"):
-        log_retention_days(AccessLogs(retention_days=731))
-    plan = plan_with("azure-dev", lake={"accessLogs": {"retentionDays": 10}})
-    assert one(plan, WORKSPACE).inputs["retentionInDays"] == 30
+def test_log_retention_comes_from_settings_within_the_workspace_bounds() -> None:
+    plan = plan_with("azure-dev", lake={"accessLogs": {"retentionDays": 400}})
+    assert one(plan, WORKSPACE).inputs["retentionInDays"] == 400
+    for days in (10, 731):
+        with pytest.raises(SettingsError, match=r"outside what a Log Analytics workspace keeps"):
+            plan_with("azure-dev", lake={"accessLogs": {"retentionDays": days}})
 
 
 def test_access_logs_off_means_no_workspace_and_no_output() -> None:
@@ -383,7 +385,7 @@ def test_registry_authenticates_every_pull_and_push(dev, prod) -> None:
 def test_prod_registry_is_premium_zone_redundant_closed_and_cmk_encrypted(prod) -> None:
     registry = one(prod, ACR)
     inputs = registry.inputs
-    assert inputs["registryName"] == f"mlopsazureprodacr{TOKEN}"
+    assert inputs["registryName"] == f"mlopsazureprodacr{PROD_TOKEN}"
     assert inputs["sku"] == {"name": "Premium"}
     assert inputs["zoneRedundancy"] == "Enabled"
     assert inputs["publicNetworkAccess"] == "Disabled"
@@ -405,7 +407,7 @@ def test_prod_registry_is_premium_zone_redundant_closed_and_cmk_encrypted(prod) 
     encryption = inputs["encryption"]
     assert encryption["status"] == "enabled"
     assert encryption["keyVaultProperties"]["keyIdentifier"] == (
-        f"https://mlopsazureprodkv{TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk"
+        f"https://mlopsazureprodkv{PROD_TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk"
     )
     assert identity.urn in registry.property_dependencies["encryption"]
     assert one(prod, ROLE_ASSIGNMENT).urn in registry.dependencies
@@ -427,7 +429,7 @@ def test_untagged_retention_days_come_from_settings() -> None:
 
 
 def test_repository_urls_name_the_configured_repositories(prod) -> None:
-    login = f"mlopsazureprodacr{TOKEN}.azurecr.io"
+    login = f"mlopsazureprodacr{PROD_TOKEN}.azurecr.io"
     assert prod.outputs["containerRegistryLoginServer"] == login
     assert prod.outputs["containerRepositoryUrls"] == {
         "training": f"{login}/training",
@@ -479,7 +481,7 @@ def test_outputs_mirror_the_other_clouds(prod) -> None:
     account = _account(prod).inputs["accountName"]
     assert prod.outputs["resourceGroupName"] == "mlops-azure-prod"
     assert prod.outputs["keyId"] == (
-        f"https://mlopsazureprodkv{TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk"
+        f"https://mlopsazureprodkv{PROD_TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk"
     )
     assert prod.outputs["lakeAccountName"] == account
     assert prod.outputs["lakeFilesystemNames"] == {z: z for z in ZONES}
@@ -490,3 +492,13 @@ def test_outputs_mirror_the_other_clouds(prod) -> None:
         )
         for z in ZONES
     }
+
+
+def test_long_stack_names_are_shortened_but_stay_distinct() -> None:
+    namer = Namer(project="mlops", stack="azure-research-staging")
+    other = Namer(project="mlops", stack="azure-research-stagingb")
+    name = namer.global_name("lake", AZURE_SUBSCRIPTION, kind="azure-storage-account")
+    assert len(name) == 24
+    assert name.startswith("mlopsazurereselake")
+    assert name != other.global_name("lake", AZURE_SUBSCRIPTION, kind="azure-storage-account")
+    assert name == namer.global_name("lake", AZURE_SUBSCRIPTION, kind="azure-storage-account")

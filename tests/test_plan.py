@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import planned
 
+from infra.settings import NAME_RULE
 from tools import stackfiles
 from tools.plan import plan_stack, write
 
@@ -86,8 +87,7 @@ def test_bad_stack_file_is_one_line_and_plans_nothing(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "stacks/Pulumi.aws-tmp-badzone-dev.yaml: mlops:lake.zones[1]: 'Raw Data' is not a valid "
-        "zone name (lowercase letters, digits and '-', starting with a letter, at most 20 "
-        "characters)"
+        f"zone name ({NAME_RULE})"
     ]
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []

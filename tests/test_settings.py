@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.settings import SettingsError, load
+from infra.settings import NAME_RULE, SettingsError, load
 from tools import stackfiles
 
 BASE = "aws-dev"
@@ -73,8 +73,17 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (
         "zone name",
         {"mlops:lake": {"zones": ["raw", "Raw Data"]}},
-        f"{F}: mlops:lake.zones[1]: 'Raw Data' is not a valid zone name (lowercase letters, "
-        "digits and '-', starting with a letter, at most 20 characters)",
+        f"{F}: mlops:lake.zones[1]: 'Raw Data' is not a valid zone name ({NAME_RULE})",
+    ),
+    (
+        "zone name too short for every cloud",
+        {"mlops:lake": {"zones": ["ml"]}},
+        f"{F}: mlops:lake.zones[0]: 'ml' is not a valid zone name ({NAME_RULE})",
+    ),
+    (
+        "zone name with a double hyphen",
+        {"mlops:lake": {"zones": ["raw--eu"]}},
+        f"{F}: mlops:lake.zones[0]: 'raw--eu' is not a valid zone name ({NAME_RULE})",
     ),
     (
         "duplicate zone",
@@ -148,8 +157,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (
         "repository name",
         {"mlops:registries": {"containers": {"repositories": ["Serving"]}}},
-        f"{F}: mlops:registries.containers.repositories[0]: 'Serving' is not a valid repository "
-        "name (lowercase letters, digits and '-', starting with a letter, at most 20 characters)",
+        f"{F}: mlops:registries.containers.repositories[0]: 'Serving' is not a valid "
+        f"repository name ({NAME_RULE})",
     ),
     (
         "region of another cloud",
@@ -235,3 +244,41 @@ def test_settings_are_immutable() -> None:
     settings = _load()
     with pytest.raises(Exception, match="frozen"):
         settings.lake.zones = ["x"]  # type: ignore[misc]
+
+
+A = "stacks/Pulumi.azure-dev.yaml"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"mlops:registries": {"containers": {"keepLastImages": 10}}},
+            f"{A}: mlops:registries.containers.keepLastImages: is not supported on azure: ACR "
+            "retention covers untagged manifests only; it cannot keep the newest N images; "
+            "remove it",
+        ),
+        (
+            {"mlops:registries": {"containers": {"scanOnPush": True}}},
+            f"{A}: mlops:registries.containers.scanOnPush: is not supported on azure: ACR images "
+            "are scanned by Microsoft Defender for Containers, a subscription plan; remove it",
+        ),
+        (
+            {"mlops:lake": {"retention": {"abortIncompleteUploadDays": 3}}},
+            f"{A}: mlops:lake.retention.abortIncompleteUploadDays: is not supported on azure: "
+            "Azure Storage discards uncommitted blocks after 7 days by itself; remove it",
+        ),
+        (
+            {"mlops:lake": {"accessLogs": {"retentionDays": 7}}},
+            f"{A}: mlops:lake.accessLogs.retentionDays: 7 is outside what a Log Analytics "
+            "workspace keeps on azure (30 to 730)",
+        ),
+    ],
+)
+def test_azure_refuses_what_it_cannot_honour(changes: dict[str, Any], expected: str) -> None:
+    assert _error("azure-dev", **changes) == expected
+
+
+def test_the_same_keys_are_honoured_elsewhere() -> None:
+    settings = _load(**{"mlops:registries": {"containers": {"keepLastImages": 10}}})
+    assert settings.registries.containers.keep_last_images == 10

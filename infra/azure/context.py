@@ -8,28 +8,12 @@ production stack. Components read these; none repeats the decision.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import authorization
 
 from infra.naming import Namer
-
-# Characters of subscription digest appended to globally unique names.
-TOKEN_LENGTH = 6
-
-
-def unique_token(subscription_id: str) -> str:
-    """A short, stable token for names that must be unique across all of Azure.
-
-    Storage accounts, key vaults and container registries share one global DNS
-    namespace, so `<project><stack><role>` alone would collide with any other
-    tenant that deploys this platform under the same stack name. A digest of
-    the subscription (as Bicep's `uniqueString(subscription().id)`) keeps the
-    name deterministic for a given subscription and distinct across them.
-    """
-    return hashlib.sha256(subscription_id.encode()).hexdigest()[:TOKEN_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -65,9 +49,9 @@ class AzureContext:
         return "Disabled" if self.production else "Enabled"
 
     def global_name(self, namer: Namer, role: str, kind: str) -> pulumi.Output[str]:
-        """`<project><stack><role><token>` within `kind`'s rules (see `unique_token`)."""
+        """A globally unique name for this subscription (see `Namer.global_name`)."""
         return self.subscription_id.apply(
-            lambda subscription: namer.name(role, unique_token(subscription), kind=kind)
+            lambda subscription: namer.global_name(role, subscription, kind=kind)
         )
 
     def role_definition_id(self, role_id: str) -> pulumi.Output[str]:

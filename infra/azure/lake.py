@@ -22,11 +22,10 @@ from pulumi_azure_native import authorization, monitor, operationalinsights, sto
 from infra.azure.context import AzureContext
 from infra.azure.key import KeyAccess
 from infra.common import Baseline
-from infra.settings import AccessLogs, LakeSettings
+from infra.settings import LakeSettings
 
 BLOB_SERVICE = "default"
 # Log Analytics keeps data at least 30 days and at most 730 interactively.
-LOG_RETENTION_DAYS = (30, 730)
 ACCESS_LOG_CATEGORIES = ("StorageRead", "StorageWrite", "StorageDelete")
 
 
@@ -36,18 +35,6 @@ class DataLakeArgs:
     context: AzureContext
     lake: LakeSettings
     key: KeyAccess
-
-
-def log_retention_days(access_logs: AccessLogs) -> int:
-    """Log Analytics' floor of 30 days is free and below it nothing is saved, so
-    shorter settings are raised to it; past 730 days it refuses the workspace."""
-    low, high = LOG_RETENTION_DAYS
-    if access_logs.retention_days > high:
-        raise ValueError(
-            f"lake.accessLogs.retentionDays {access_logs.retention_days} exceeds the "
-            f"{high} days a Log Analytics workspace retains"
-        )
-    return max(low, access_logs.retention_days)
 
 
 def lifecycle_rules(lake: LakeSettings) -> list[dict[str, Any]]:
@@ -239,7 +226,8 @@ class DataLake(pulumi.ComponentResource):
             resource_group_name=context.resource_group_name,
             location=context.location,
             sku={"name": "PerGB2018"},
-            retention_in_days=log_retention_days(args.lake.access_logs),
+            # settings.py keeps this within the workspace's 30 to 730 days.
+            retention_in_days=args.lake.access_logs.retention_days,
             features={
                 # Queries need Entra ID and read only what the caller may read.
                 "disable_local_auth": True,
