@@ -597,3 +597,11 @@ def test_module_runs_as_a_script() -> None:
     )
     assert done.returncode == 0
     assert "--base REV" in done.stdout
+
+
+def test_every_stateful_type_has_its_replace_forcing_properties() -> None:
+    from mlops_policies.catalog import STATEFUL_TYPES
+
+    from tools.plandiff import REPLACE_ON_CHANGE
+
+    assert sorted(STATEFUL_TYPES - set(REPLACE_ON_CHANGE)) == []

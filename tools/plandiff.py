@@ -86,6 +86,24 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
     "azure-native:storage:BlobContainer": ("accountName", "containerName", "resourceGroupName"),
     "azure-native:containerregistry:Registry": ("location", "registryName", "resourceGroupName"),
     "azure-native:keyvault:Vault": ("location", "resourceGroupName", "vaultName"),
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": ("modelPackageGroupName",),
+    "azure-native:resources:ResourceGroup": ("location", "resourceGroupName"),
+    "azure-native:keyvault:Key": ("keyName", "resourceGroupName", "vaultName"),
+    "azure-native:operationalinsights:Workspace": (
+        "location",
+        "resourceGroupName",
+        "workspaceName",
+    ),
+    "azure-native:machinelearningservices:Registry": (
+        "location",
+        "registryName",
+        "resourceGroupName",
+    ),
+    "azure-native:managedidentity:UserAssignedIdentity": (
+        "location",
+        "resourceGroupName",
+        "resourceName",
+    ),
     "azure-native:machinelearningservices:Workspace": (
         "keyVault",
         "location",

@@ -37,7 +37,8 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
     "storage-cmek": (
         "Data at rest is encrypted with a customer-managed key.",
         "mandatory",
-        "Encrypt with the platform key (SSE-KMS with a bucket key on S3, CMEK on GCP).",
+        "Encrypt with the platform key: SSE-KMS with a bucket key on S3, CMEK on GCP, "
+        "a Key Vault key through a user-assigned identity on Azure.",
     ),
     "storage-versioning": (
         "Object versioning or soft delete is on, so overwrites and deletes can be undone.",
