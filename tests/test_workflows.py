@@ -477,6 +477,6 @@ def test_docs_name_every_variable_and_secret_the_workflows_read() -> None:
     names = set(re.findall(r"\b(?:vars|secrets)\.([A-Z][A-Z0-9_]+)", text))
     if "PULUMI_BACKEND_URL_{0}" in text:
         names |= {f"PULUMI_BACKEND_URL_{cloud.upper()}" for cloud in plandiff.CLOUDS}
-    docs = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    docs = (ROOT / "README.md").read_text(encoding="utf-8")
     assert names, "no variables found"
     assert sorted(n for n in names if f"`{n}`" not in docs) == []
