@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import plandiff
+from tools import plandiff, stackfiles
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -337,7 +337,7 @@ def test_the_stack_listing_needs_only_the_standard_library() -> None:
 
 def test_the_repository_stacks_all_route_to_a_cloud_and_env() -> None:
     rows = plandiff.stack_matrix(ROOT / "stacks")
-    assert [r["stack"] for r in rows] == plandiff.list_stacks(ROOT / "stacks")
+    assert [r["stack"] for r in rows] == stackfiles.list_stacks(ROOT / "stacks")
     by_env = [
         r["stack"]
         for env in plandiff.ENVIRONMENTS

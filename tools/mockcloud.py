@@ -8,6 +8,7 @@ the computed outputs programs read (ARNs, names, ids); nothing random.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -182,8 +183,6 @@ class CloudMocks(Mocks):
     def _azure(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """ARM ids shaped as Azure shapes them, and the outputs programs read (names,
         vault and key URIs, identity principals, login servers)."""
-        import re
-
         account = "{base}/providers/Microsoft.Storage/storageAccounts/{accountName}"
         # type -> (input holding the resource's own name, ARM id template)
         arm: dict[str, tuple[str, str]] = {

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tools.stackfiles import list_stacks
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9_.-]+)\.yaml$")
 CLOUDS = ("aws", "gcp", "azure")
 # In deploy order: each wave deploys only after the one before it succeeded.
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -708,14 +709,6 @@ def exit_status(diffs: Sequence[StackDiff]) -> int:
 
 
 # --- stacks ----------------------------------------------------------------------
-
-
-def list_stacks(stacks_dir: Path) -> list[str]:
-    """Stack names from `<stacks_dir>/Pulumi.<stack>.yaml`, sorted."""
-    if not stacks_dir.is_dir():
-        return []
-    names = (STACK_FILE.match(p.name) for p in stacks_dir.iterdir())
-    return sorted(m["stack"] for m in names if m)
 
 
 def stack_matrix(stacks_dir: Path, env: str | None = None) -> list[dict[str, str]]:

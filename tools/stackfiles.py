@@ -1,18 +1,23 @@
-"""Stack files as the Pulumi CLI reads them: Pulumi.yaml defaults under the stack's values."""
+"""Stack files as the Pulumi CLI reads them: Pulumi.yaml defaults under the stack's values.
+
+Listing stacks needs only the standard library (CI lists them before installing
+anything); reading them needs PyYAML, imported where it is used."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = ROOT / "Pulumi.yaml"
+STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9_.-]+)\.yaml$")
 
 
 def project() -> dict[str, Any]:
+    import yaml
+
     return yaml.safe_load(PROJECT_FILE.read_text())
 
 
@@ -20,10 +25,16 @@ def stacks_dir() -> Path:
     return ROOT / project()["stackConfigDir"]
 
 
+def list_stacks(directory: Path) -> list[str]:
+    """Stack names from `<directory>/Pulumi.<stack>.yaml`, sorted."""
+    if not directory.is_dir():
+        return []
+    names = (STACK_FILE.match(p.name) for p in directory.iterdir())
+    return sorted(m["stack"] for m in names if m)
+
+
 def stack_names() -> list[str]:
-    return sorted(
-        p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir().glob("Pulumi.*.yaml")
-    )
+    return list_stacks(stacks_dir())
 
 
 def _qualified(key: str, name: str) -> str:
@@ -46,6 +57,8 @@ def stack_values(stack: str) -> dict[str, Any]:
     path = stacks_dir() / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path.relative_to(ROOT)}: no such stack file")
+    import yaml
+
     data = yaml.safe_load(path.read_text()) or {}
     name = project()["name"]
     values = project_defaults()

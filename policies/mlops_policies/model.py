@@ -81,3 +81,12 @@ def configuring(
         if r.type == config_type
         and (r.depends_on(prop, target) or (name is not None and r.props.get(prop) == name))
     ]
+
+
+def section(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested block of inputs as a mapping; a one-element list block counts as
+    its element, and anything absent or malformed as empty."""
+    value = props.get(key)
+    if isinstance(value, list):
+        value = value[0] if value else {}
+    return value if isinstance(value, Mapping) else {}

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from mlops_policies.model import Resource, by_type
+from mlops_policies.model import Resource, by_type, section
 
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
@@ -32,13 +32,8 @@ _DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?$")
 Findings = Iterator[tuple[str, str]]
 
 
-def _section(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = props.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
 def _is_premium(registry: Resource) -> bool:
-    return _section(registry.props, "sku").get("name") == "Premium"
+    return section(registry.props, "sku").get("name") == "Premium"
 
 
 def _for_account(resources: Sequence[Resource], account: Resource, kind: str) -> list[Resource]:
@@ -57,8 +52,8 @@ def _for_account(resources: Sequence[Resource], account: Resource, kind: str) ->
 
 def storage_cmek(resource: Resource) -> Iterator[str]:
     if resource.type == STORAGE_ACCOUNT:
-        encryption = _section(resource.props, "encryption")
-        vault = _section(encryption, "keyVaultProperties")
+        encryption = section(resource.props, "encryption")
+        vault = section(encryption, "keyVaultProperties")
         if encryption.get("keySource") != "Microsoft.Keyvault":
             yield (
                 f"storage account encryption keySource is {encryption.get('keySource')!r}, "
@@ -69,8 +64,8 @@ def storage_cmek(resource: Resource) -> Iterator[str]:
         if encryption.get("requireInfrastructureEncryption") is not True:
             yield "storage account is not encrypted twice (requireInfrastructureEncryption)"
     elif resource.type == CONTAINER_REGISTRY:
-        encryption = _section(resource.props, "encryption")
-        key = _section(encryption, "keyVaultProperties")
+        encryption = section(resource.props, "encryption")
+        key = section(encryption, "keyVaultProperties")
         if not _is_premium(resource):
             yield "container registry is not Premium, the only SKU that takes a customer key"
         elif encryption.get("status") != "enabled" or not key.get("keyIdentifier"):
@@ -84,8 +79,8 @@ def storage_versioning(resources: Sequence[Resource]) -> Findings:
     for account in by_type(resources, STORAGE_ACCOUNT):
         services = _for_account(resources, account, BLOB_SERVICE)
         service = services[0].props if services else {}
-        blobs = _section(service, "deleteRetentionPolicy")
-        containers = _section(service, "containerDeleteRetentionPolicy")
+        blobs = section(service, "deleteRetentionPolicy")
+        containers = section(service, "containerDeleteRetentionPolicy")
         if account.props.get("isHnsEnabled") is True:
             # Azure offers no blob versioning with a hierarchical namespace.
             missing = [
@@ -116,7 +111,7 @@ def storage_no_public_access(resource: Resource) -> Iterator[str]:
                 "storage account accepts shared keys, and SAS tokens signed with them "
                 "(allowSharedKeyAccess)"
             )
-        if _section(props, "networkRuleSet").get("defaultAction") != "Deny":
+        if section(props, "networkRuleSet").get("defaultAction") != "Deny":
             yield "storage account firewall does not deny by default (networkRuleSet.defaultAction)"
     elif resource.type == BLOB_CONTAINER:
         if props.get("publicAccess", "None") != "None":
@@ -195,11 +190,11 @@ def duration_days(duration: Any) -> int | None:
 
 def _rotation_days(policy: Mapping[str, Any]) -> int | None:
     """Days after creation at which a rotate action fires, if one does."""
-    expiry = duration_days(_section(policy, "attributes").get("expiryTime"))
+    expiry = duration_days(section(policy, "attributes").get("expiryTime"))
     for action in policy.get("lifetimeActions") or []:
-        if str(_section(action, "action").get("type", "")).lower() != "rotate":
+        if str(section(action, "action").get("type", "")).lower() != "rotate":
             continue
-        trigger = _section(action, "trigger")
+        trigger = section(action, "trigger")
         after_create = duration_days(trigger.get("timeAfterCreate"))
         before_expiry = duration_days(trigger.get("timeBeforeExpiry"))
         if after_create is not None:
@@ -211,14 +206,14 @@ def _rotation_days(policy: Mapping[str, Any]) -> int | None:
 
 def key_rotation(resource: Resource) -> Iterator[str]:
     if resource.type == KEY_VAULT_KEY:
-        policy = _section(_section(resource.props, "properties"), "rotationPolicy")
+        policy = section(section(resource.props, "properties"), "rotationPolicy")
         days = _rotation_days(policy)
         if days is None:
             yield "Key Vault key has no rotation policy with a rotate action"
         elif days > MAX_ROTATION_DAYS:
             yield f"Key Vault key rotates every {days} days, less often than every 365"
     elif resource.type == KEY_VAULT:
-        props = _section(resource.props, "properties")
+        props = section(resource.props, "properties")
         if props.get("enableRbacAuthorization") is not True:
             yield "Key Vault grants by access policies, not explicit RBAC role assignments"
         if props.get("enablePurgeProtection") is not True:
@@ -233,7 +228,7 @@ def key_rotation(resource: Resource) -> Iterator[str]:
 def registry_cleanup(resource: Resource) -> Iterator[str]:
     if resource.type != CONTAINER_REGISTRY:
         return
-    retention = _section(_section(resource.props, "policies"), "retentionPolicy")
+    retention = section(section(resource.props, "policies"), "retentionPolicy")
     if not _is_premium(resource):
         yield "container registry is not Premium, the only SKU with a retention policy"
     elif retention.get("status") != "enabled" or not retention.get("days"):

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mlops_policies.model import Resource
+from mlops_policies.model import Resource, section
 
 BUCKET = "gcp:storage/bucket:Bucket"
 CRYPTO_KEY = "gcp:kms/cryptoKey:CryptoKey"
@@ -29,13 +29,6 @@ MAX_ROTATION_SECONDS = 90 * 24 * 3600
 _DURATION = re.compile(r"^(\d+)(\.\d{1,9})?s$")
 
 
-def _section(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = props.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else {}
-    return value if isinstance(value, Mapping) else {}
-
-
 def _is_standard_repository(resource: Resource) -> bool:
     """A repository that stores artifacts itself (remote and virtual ones only proxy)."""
     return (
@@ -50,7 +43,7 @@ def _is_docker_repository(resource: Resource) -> bool:
 
 def cmek(resource: Resource) -> Iterator[str]:
     if resource.type == BUCKET:
-        if not _section(resource.props, "encryption").get("defaultKmsKeyName"):
+        if not section(resource.props, "encryption").get("defaultKmsKeyName"):
             yield "bucket has no default customer-managed key (encryption.defaultKmsKeyName)"
     elif resource.type == REPOSITORY and not resource.props.get("kmsKeyName"):
         yield "Artifact Registry repository is not encrypted with a customer-managed key"
@@ -59,9 +52,9 @@ def cmek(resource: Resource) -> Iterator[str]:
 def versioning(resource: Resource) -> Iterator[str]:
     if resource.type != BUCKET:
         return
-    if _section(resource.props, "versioning").get("enabled") is not True:
+    if section(resource.props, "versioning").get("enabled") is not True:
         yield "bucket versioning is off"
-    seconds = _section(resource.props, "softDeletePolicy").get("retentionDurationSeconds")
+    seconds = section(resource.props, "softDeletePolicy").get("retentionDurationSeconds")
     if not seconds:
         yield "bucket has no soft delete policy (softDeletePolicy.retentionDurationSeconds)"
 
@@ -108,7 +101,7 @@ def no_public_access(resource: Resource) -> Iterator[str]:
 
 
 def access_logging(resource: Resource) -> Iterator[str]:
-    if resource.type == BUCKET and not _section(resource.props, "logging").get("logBucket"):
+    if resource.type == BUCKET and not section(resource.props, "logging").get("logBucket"):
         yield "bucket writes no access logs (logging.logBucket)"
 
 
@@ -133,7 +126,7 @@ def key_rotation(resource: Resource) -> Iterator[str]:
 def registry_scanning(resource: Resource) -> Iterator[str]:
     if not _is_docker_repository(resource):
         return
-    config = _section(resource.props, "vulnerabilityScanningConfig")
+    config = section(resource.props, "vulnerabilityScanningConfig")
     if config.get("enablementConfig") == "DISABLED":
         yield "Artifact Registry repository has vulnerability scanning disabled"
 
@@ -141,7 +134,7 @@ def registry_scanning(resource: Resource) -> Iterator[str]:
 def registry_immutable_tags(resource: Resource) -> Iterator[str]:
     if not _is_docker_repository(resource):
         return
-    if _section(resource.props, "dockerConfig").get("immutableTags") is not True:
+    if section(resource.props, "dockerConfig").get("immutableTags") is not True:
         yield "Artifact Registry repository lets tags move (dockerConfig.immutableTags)"
 
 
