@@ -22,7 +22,6 @@ from infra.common import Baseline
 
 @dataclass(frozen=True)
 class BucketSpec:
-    role: str
     tags: Mapping[str, str]
     kms_key_arn: pulumi.Output[str] | None
     lifecycle_rules: Sequence[Mapping[str, Any]]

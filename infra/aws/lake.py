@@ -100,7 +100,6 @@ class DataLake(pulumi.ComponentResource):
             self,
             f"{name}-{zone}",
             BucketSpec(
-                role=zone,
                 tags={"zone": zone, "purpose": "lake"},
                 kms_key_arn=args.encryption.id,
                 lifecycle_rules=zone_lifecycle(args.lake),
@@ -141,7 +140,6 @@ class DataLake(pulumi.ComponentResource):
             self,
             f"{name}-access-logs",
             BucketSpec(
-                role="access-logs",
                 tags={"purpose": "access-logs"},
                 kms_key_arn=None,
                 lifecycle_rules=log_lifecycle(args.lake),
