@@ -17,16 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi_azure_native import authorization, monitor, operationalinsights, storage
+from pulumi_azure_native import authorization, operationalinsights, storage
 
 from infra.azure.context import AzureContext
 from infra.azure.key import KeyAccess
+from infra.azure.storage import BLOB_SERVICE, AccountSpec, log_access, secure_account
 from infra.common import Baseline
 from infra.settings import LakeSettings
-
-BLOB_SERVICE = "default"
-# Log Analytics keeps data at least 30 days and at most 730 interactively.
-ACCESS_LOG_CATEGORIES = ("StorageRead", "StorageWrite", "StorageDelete")
 
 
 @dataclass(frozen=True)
@@ -159,52 +156,14 @@ class DataLake(pulumi.ComponentResource):
 
     def _account(self, name: str) -> storage.StorageAccount:
         args = self._args
-        baseline, context, key = args.baseline, args.context, args.key
-        return storage.StorageAccount(
+        return secure_account(
+            self,
             f"{name}-account",
-            account_name=context.global_name(baseline.namer, "lake", kind="azure-storage-account"),
-            resource_group_name=context.resource_group_name,
-            location=context.location,
-            kind="StorageV2",
-            sku={"name": "Standard_ZRS" if context.production else "Standard_LRS"},
-            access_tier="Hot",
-            is_hns_enabled=True,
-            enable_https_traffic_only=True,
-            minimum_tls_version="TLS1_2",
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            default_to_o_auth_authentication=True,
-            allow_cross_tenant_replication=False,
-            allowed_copy_scope="AAD",
-            is_local_user_enabled=False,
-            is_sftp_enabled=False,
-            public_network_access=context.public_network_access,
-            network_rule_set={
-                "default_action": "Deny",
-                "bypass": "AzureServices",
-                "ip_rules": [],
-                "virtual_network_rules": [],
-            },
-            identity={"type": "UserAssigned", "user_assigned_identities": [key.identity_id]},
-            encryption=self._encryption(),
-            tags={**baseline.tags, "purpose": "lake"},
-            # The account checks at creation that its identity can wrap with the key.
-            opts=baseline.stateful(self, depends_on=[key.grant]),
+            AccountSpec(role="lake", hierarchical=True, tags={"purpose": "lake"}),
+            context=args.context,
+            key=args.key,
+            baseline=args.baseline,
         )
-
-    def _encryption(self) -> dict[str, Any]:
-        key = self._args.key
-        # Queue and table default to service-managed keys; "Account" puts every
-        # service under the platform key. Omitting the key version makes the
-        # account follow each rotation.
-        account_key = {"enabled": True, "key_type": "Account"}
-        return {
-            "key_source": "Microsoft.Keyvault",
-            "key_vault_properties": {"key_vault_uri": key.vault_uri, "key_name": key.key_name},
-            "encryption_identity": {"encryption_user_assigned_identity": key.identity_id},
-            "require_infrastructure_encryption": True,
-            "services": dict.fromkeys(("blob", "file", "queue", "table"), account_key),
-        }
 
     def _filesystem(self, name: str, zone: str) -> storage.BlobContainer:
         args = self._args
@@ -236,12 +195,5 @@ class DataLake(pulumi.ComponentResource):
             tags={**baseline.tags, "purpose": "access-logs"},
             opts=baseline.stateful(self),
         )
-        monitor.DiagnosticSetting(
-            f"{name}-access-logs",
-            resource_uri=pulumi.Output.concat(self.account.id, "/blobServices/", BLOB_SERVICE),
-            workspace_id=workspace.id,
-            logs=[{"category": c, "enabled": True} for c in ACCESS_LOG_CATEGORIES],
-            metrics=[{"category": "Transaction", "enabled": True}],
-            opts=baseline.child(self),
-        )
+        log_access(self, f"{name}-access-logs", self.account, workspace.id, baseline)
         return workspace
