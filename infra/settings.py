@@ -9,6 +9,7 @@ file, the key path and what is wrong.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -183,6 +184,103 @@ class RegistrySettings(Model):
     models: ModelRegistrySettings = ModelRegistrySettings()
 
 
+# RFC 1918: the only ranges a private network may use.
+PRIVATE_RANGES = tuple(
+    ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+# Ranges a stack's network must never overlap, with the reason.
+RESERVED_RANGES: dict[str, str] = {
+    # Docker's default bridge on the hosts that run training and serving
+    # containers; a subnet inside it is unreachable from those containers.
+    "172.17.0.0/16": "Docker's default bridge network on container hosts",
+}
+# Subnet slots per cloud, in the order they are carved from `cidr` (see
+# `NetworkSettings.subnets`). Slots are fixed so that changing `zones` or
+# `egress` never renumbers, and so never replaces, an existing subnet.
+MAX_ZONES = 3
+# A VNet flow log's retention policy keeps at most a year.
+AZURE_FLOW_LOG_RETENTION_DAYS = 365
+# CloudWatch Logs accepts only these retention periods, in days.
+CLOUDWATCH_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+
+
+def _private_cidr(value: str) -> str:
+    try:
+        if "/" not in value:
+            raise ValueError(value)
+        network = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IPv4 range in CIDR notation (like 10.20.0.0/16)"
+        ) from None
+    if str(network) != value:
+        raise ValueError(f"{value!r} has host bits set; the range is {network}")
+    if not any(network.subnet_of(r) for r in PRIVATE_RANGES):
+        raise ValueError(
+            f"{value!r} is not a private range (RFC 1918: "
+            f"{', '.join(str(r) for r in PRIVATE_RANGES)})"
+        )
+    return value
+
+
+def _usable_cidr(value: str) -> str:
+    network = ipaddress.IPv4Network(value)
+    for reserved, why in RESERVED_RANGES.items():
+        if network.overlaps(ipaddress.IPv4Network(reserved)):
+            raise ValueError(f"{value!r} overlaps {reserved} ({why})")
+    return value
+
+
+PrivateCidr = Annotated[str, AfterValidator(_private_cidr)]
+
+
+class FlowLogs(Model):
+    """Flow logs of every network, kept `retentionDays` where the cloud keeps them."""
+
+    retention_days: Annotated[int, Field(ge=1, le=3653)] = 90
+
+
+class NetworkSettings(Model):
+    """The stack's private network: where endpoints and pools run, with private
+    access to every platform service."""
+
+    cidr: Annotated[PrivateCidr, AfterValidator(_usable_cidr)] = "10.20.0.0/16"
+    zones: Annotated[int, Field(ge=1, le=MAX_ZONES)] = 2
+    egress: Literal["none", "nat"] = "none"
+    subnet_prefix_length: Annotated[int, Field(ge=16, le=28)] = 20
+    # Ranges in use elsewhere (on premises, peered networks) that `cidr` must not overlap.
+    reserved_ranges: Annotated[list[PrivateCidr], Field(max_length=50)] = []
+    flow_logs: FlowLogs = FlowLogs()
+
+    def slots(self) -> int:
+        """How many subnets of `subnetPrefixLength` the range holds."""
+        return 2 ** (self.subnet_prefix_length - ipaddress.IPv4Network(self.cidr).prefixlen)
+
+    def subnets(self, cloud: str) -> dict[str, str]:
+        """Each subnet's role and range: `private-<i>`/`public-<i>` per zone on AWS,
+        `workload` and `endpoints` (regional) on GCP and Azure."""
+        if cloud == "aws":
+            layout = {f"private-{i}": i for i in range(self.zones)}
+            if self.egress == "nat":
+                layout |= {f"public-{i}": MAX_ZONES + i for i in range(self.zones)}
+        else:
+            layout = {"workload": 0, "endpoints": 1}
+        first = ipaddress.IPv4Network(self.cidr).network_address
+        size = 2 ** (32 - self.subnet_prefix_length)
+        return {
+            role: f"{first + slot * size}/{self.subnet_prefix_length}"
+            for role, slot in layout.items()
+        }
+
+    def slots_needed(self, cloud: str) -> int:
+        if cloud == "aws":
+            return MAX_ZONES + self.zones if self.egress == "nat" else self.zones
+        return 2
+
+
 AcceleratorKind = Literal["gpu", "tpu", "inferentia", "trainium"]
 ACCELERATOR_CLOUDS: dict[str, frozenset[str]] = {
     "gpu": frozenset({"aws", "gcp", "azure"}),
@@ -254,6 +352,7 @@ class ProjectSettings(Model):
     ]
     lake: LakeSettings = LakeSettings()
     registries: RegistrySettings = RegistrySettings()
+    network: NetworkSettings = NetworkSettings()
     endpoints: Annotated[dict[str, EndpointSettings], _named_map("endpoint")] = {}
     accelerator_pools: Annotated[
         dict[str, AcceleratorPoolSettings], _named_map("accelerator pool")
@@ -273,6 +372,7 @@ class PlatformSettings(Model):
     cost_center: str
     lake: LakeSettings
     registries: RegistrySettings
+    network: NetworkSettings
     endpoints: dict[str, EndpointSettings]
     accelerator_pools: dict[str, AcceleratorPoolSettings]
 
@@ -389,6 +489,12 @@ def _check_region(stack: str, cloud: str, values: Mapping[str, Any]) -> str:
 # Settings a cloud has no control for. Set explicitly, they are refused rather
 # than accepted and ignored; their defaults are documented per cloud instead.
 UNSUPPORTED: dict[str, dict[tuple[str, ...], str]] = {
+    "gcp": {
+        ("network", "flowLogs", "retentionDays"): (
+            "VPC flow logs go to Cloud Logging, which keeps them for its log bucket's "
+            "retention, not per network"
+        ),
+    },
     "azure": {
         ("registries", "containers", "keepLastImages"): (
             "ACR retention covers untagged manifests only; it cannot keep the newest N images"
@@ -439,8 +545,57 @@ def _check_unsupported(stack: str, cloud: str, project: ProjectSettings) -> None
             )
 
 
+def _check_network(stack: str, cloud: str, project: ProjectSettings) -> None:
+    network = project.network
+    key = f"{NAMESPACE}network"
+    if project.environment == "prod" and network.zones < 2:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.zones",
+            f"prod spreads over at least 2 zones, got {network.zones}",
+        )
+    prefix = ipaddress.IPv4Network(network.cidr).prefixlen
+    if network.subnet_prefix_length <= prefix:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.subnetPrefixLength",
+            f"/{network.subnet_prefix_length} is not smaller than cidr {network.cidr} itself",
+        )
+    for index, reserved in enumerate(network.reserved_ranges):
+        if ipaddress.IPv4Network(network.cidr).overlaps(ipaddress.IPv4Network(reserved)):
+            raise SettingsError(
+                stack_file(stack),
+                f"{key}.cidr",
+                f"{network.cidr} overlaps {reserved} (reservedRanges[{index}])",
+            )
+    needed, slots = network.slots_needed(cloud), network.slots()
+    if slots < needed:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.cidr",
+            f"{network.cidr} is too small: it holds {slots} subnets of "
+            f"/{network.subnet_prefix_length} (subnetPrefixLength) and this stack needs "
+            f"{needed} (zones {network.zones}, egress {network.egress} on {cloud})",
+        )
+    days = network.flow_logs.retention_days
+    if cloud == "azure" and days > AZURE_FLOW_LOG_RETENTION_DAYS:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.flowLogs.retentionDays",
+            f"{days} is more than Azure keeps flow logs ({AZURE_FLOW_LOG_RETENTION_DAYS} days)",
+        )
+    if cloud == "aws" and days not in CLOUDWATCH_RETENTION_DAYS:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.flowLogs.retentionDays",
+            f"{days} is not a retention CloudWatch Logs offers "
+            f"({', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))})",
+        )
+
+
 def _check_cloud_support(stack: str, cloud: str, project: ProjectSettings) -> None:
     _check_unsupported(stack, cloud, project)
+    _check_network(stack, cloud, project)
     if cloud == "azure":
         _check_azure(stack, project)
     for kind, entries in (

@@ -104,7 +104,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "typo in a top-level key",
         {"mlops:colud": "aws"},
         f"{F}: mlops:colud: unknown key (known keys: acceleratorPools, cloud, costCenter, "
-        "endpoints, environment, lake, owner, registries)",
+        "endpoints, environment, lake, network, owner, registries)",
     ),
     (
         "missing cloud",
@@ -282,3 +282,143 @@ def test_azure_refuses_what_it_cannot_honour(changes: dict[str, Any], expected: 
 def test_the_same_keys_are_honoured_elsewhere() -> None:
     settings = _load(**{"mlops:registries": {"containers": {"keepLastImages": 10}}})
     assert settings.registries.containers.keep_last_images == 10
+
+
+def _network(stack: str = BASE, **network: Any) -> str:
+    return _error(stack, **{"mlops:network": network})
+
+
+RFC1918 = "RFC 1918: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16"
+NETWORK_BAD: list[tuple[str, str, dict[str, Any], str]] = [
+    (
+        "public range",
+        BASE,
+        {"cidr": "8.8.0.0/16"},
+        f"{F}: mlops:network.cidr: '8.8.0.0/16' is not a private range ({RFC1918})",
+    ),
+    (
+        "host bits set",
+        BASE,
+        {"cidr": "10.20.0.1/16"},
+        f"{F}: mlops:network.cidr: '10.20.0.1/16' has host bits set; the range is 10.20.0.0/16",
+    ),
+    (
+        "no prefix length",
+        BASE,
+        {"cidr": "10.20.0.0"},
+        f"{F}: mlops:network.cidr: '10.20.0.0' is not an IPv4 range in CIDR notation "
+        "(like 10.20.0.0/16)",
+    ),
+    (
+        "overlaps Docker's bridge",
+        BASE,
+        {"cidr": "172.16.0.0/12"},
+        f"{F}: mlops:network.cidr: '172.16.0.0/12' overlaps 172.17.0.0/16 (Docker's default "
+        "bridge network on container hosts)",
+    ),
+    (
+        "overlaps a reserved range",
+        BASE,
+        {"cidr": "10.20.0.0/16", "reservedRanges": ["10.0.0.0/8"]},
+        f"{F}: mlops:network.cidr: 10.20.0.0/16 overlaps 10.0.0.0/8 (reservedRanges[0])",
+    ),
+    (
+        "public reserved range",
+        BASE,
+        {"reservedRanges": ["8.8.8.0/24"]},
+        f"{F}: mlops:network.reservedRanges[0]: '8.8.8.0/24' is not a private range ({RFC1918})",
+    ),
+    (
+        "too small for its subnets",
+        BASE,
+        {"cidr": "10.20.0.0/24", "subnetPrefixLength": 25, "egress": "nat"},
+        f"{F}: mlops:network.cidr: 10.20.0.0/24 is too small: it holds 2 subnets of /25 "
+        "(subnetPrefixLength) and this stack needs 5 (zones 2, egress nat on aws)",
+    ),
+    (
+        "subnets no smaller than the range",
+        BASE,
+        {"cidr": "10.20.0.0/20", "subnetPrefixLength": 20},
+        f"{F}: mlops:network.subnetPrefixLength: /20 is not smaller than cidr 10.20.0.0/20 itself",
+    ),
+    (
+        "too many zones",
+        BASE,
+        {"zones": 4},
+        f"{F}: mlops:network.zones: 4: Input should be less than or equal to 3",
+    ),
+    (
+        "no zone",
+        BASE,
+        {"zones": 0},
+        f"{F}: mlops:network.zones: 0: Input should be greater than or equal to 1",
+    ),
+    (
+        "prod in one zone",
+        "aws-prod",
+        {"zones": 1},
+        "stacks/Pulumi.aws-prod.yaml: mlops:network.zones: prod spreads over at least 2 zones, "
+        "got 1",
+    ),
+    (
+        "unknown egress",
+        BASE,
+        {"egress": "internet"},
+        f"{F}: mlops:network.egress: 'internet': Input should be 'none' or 'nat'",
+    ),
+    (
+        "typo in a network key",
+        BASE,
+        {"zone": 2},
+        f"{F}: mlops:network.zone: unknown key (known keys: cidr, egress, flowLogs, "
+        "reservedRanges, subnetPrefixLength, zones)",
+    ),
+    (
+        "retention CloudWatch does not offer",
+        BASE,
+        {"flowLogs": {"retentionDays": 100}},
+        f"{F}: mlops:network.flowLogs.retentionDays: 100 is not a retention CloudWatch Logs "
+        "offers (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, "
+        "2192, 2557, 2922, 3288, 3653)",
+    ),
+    (
+        "retention Azure does not keep",
+        "azure-dev",
+        {"flowLogs": {"retentionDays": 400}},
+        "stacks/Pulumi.azure-dev.yaml: mlops:network.flowLogs.retentionDays: 400 is more than "
+        "Azure keeps flow logs (365 days)",
+    ),
+    (
+        "retention GCP does not set per network",
+        "gcp-dev",
+        {"flowLogs": {"retentionDays": 30}},
+        "stacks/Pulumi.gcp-dev.yaml: mlops:network.flowLogs.retentionDays: is not supported on "
+        "gcp: VPC flow logs go to Cloud Logging, which keeps them for its log bucket's "
+        "retention, not per network; remove it",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("stack", "network", "expected"),
+    [b[1:] for b in NETWORK_BAD],
+    ids=[b[0] for b in NETWORK_BAD],
+)
+def test_bad_network_settings_are_one_precise_line(
+    stack: str, network: dict[str, Any], expected: str
+) -> None:
+    assert _network(stack, **network) == expected
+
+
+def test_network_defaults_fit_every_cloud_and_keep_subnets_in_place() -> None:
+    network = _load().network
+    assert (network.cidr, network.zones, network.egress) == ("10.20.0.0/16", 2, "none")
+    assert network.subnets("aws") == {"private-0": "10.20.0.0/20", "private-1": "10.20.16.0/20"}
+    assert network.subnets("gcp") == {"workload": "10.20.0.0/20", "endpoints": "10.20.16.0/20"}
+    wider = _load(**{"mlops:network": {"zones": 3, "egress": "nat"}}).network.subnets("aws")
+    # Adding zones or NAT never moves an existing subnet (a move would replace it).
+    assert wider["private-0"] == "10.20.0.0/20" and wider["private-1"] == "10.20.16.0/20"
+    assert wider["public-0"] == "10.20.48.0/20"
+    # A /24 with /27 subnets is enough for a NAT stack over three zones.
+    small = {"cidr": "192.168.10.0/24", "subnetPrefixLength": 27, "zones": 3, "egress": "nat"}
+    assert len(_load(**{"mlops:network": small}).network.subnets("aws")) == 6
