@@ -13,10 +13,13 @@ PLAN_DIR := build/plan
 
 install: $(STAMP)
 
+# The last step puts the repository on the venv's path: Pulumi runs dynamic
+# providers in a process of their own, which imports them from `infra`.
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'mlops-platform.pth').write_text(str(pathlib.Path.cwd()) + chr(10))"
 	touch $(STAMP)
 
 lint: $(STAMP)

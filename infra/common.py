@@ -7,7 +7,7 @@ protection, placement); each cloud's key component exposes the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -53,4 +53,16 @@ class EncryptionKey:
     """A customer-managed key: `id` is what services reference (ARN, key id or resource id)."""
 
     id: pulumi.Output[str]
+    resource: pulumi.Resource
+
+
+@dataclass(frozen=True)
+class PrivateNetwork:
+    """Where a workload runs without a public address, the same shape on every cloud:
+    the network, its private workload subnets (one per zone on AWS, one regional
+    subnet on GCP and Azure) and the zones workloads spread over."""
+
+    id: pulumi.Output[str]
+    subnet_ids: Sequence[pulumi.Output[str]]
+    zones: pulumi.Output[list[str]]
     resource: pulumi.Resource

@@ -47,10 +47,22 @@ def test_key_rotates_and_has_an_explicit_least_privilege_policy(dev) -> None:
     assert {s["Sid"] for s in statements} == {
         "AccountAdministersKey",
         "AccountUsesKeyThroughPlatformServices",
+        "CloudWatchLogsEncryptsAccountLogGroups",
     }
     for statement in statements:
-        assert statement["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"}
         assert not [a for a in statement["Action"] if "*" in a]
+    by_sid = {s["Sid"]: s for s in statements}
+    for sid in ("AccountAdministersKey", "AccountUsesKeyThroughPlatformServices"):
+        assert by_sid[sid]["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"}
+    # CloudWatch Logs uses the key as itself, for this account's log groups only.
+    logs = by_sid["CloudWatchLogsEncryptsAccountLogGroups"]
+    assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    assert logs["Condition"] == {
+        "ArnLike": {
+            "kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:111111111111:log-group:*"
+        }
+    }
+    assert "kms:CreateGrant" not in logs["Action"]
     usage = next(s for s in statements if s["Sid"] == "AccountUsesKeyThroughPlatformServices")
     assert usage["Condition"]["StringEquals"]["kms:CallerAccount"] == "111111111111"
     assert "s3.eu-west-1.amazonaws.com" in usage["Condition"]["StringEquals"]["kms:ViaService"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 
@@ -12,7 +13,7 @@ from mlops_policies.catalog import STATEFUL_TYPES
 from infra.azure.rbac import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assignment_name
 from infra.naming import Namer, unique_token
 from infra.settings import SettingsError
-from tools.mockcloud import AZURE_SUBSCRIPTION, AZURE_TENANT
+from tools.mockcloud import AZURE_SUBSCRIPTION, AZURE_TENANT, stable_uuid
 
 ACCOUNT = "azure-native:storage:StorageAccount"
 BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
@@ -28,6 +29,23 @@ ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 ACR = "azure-native:containerregistry:Registry"
 ML_REGISTRY = "azure-native:machinelearningservices:Registry"
 GROUP = "azure-native:resources:ResourceGroup"
+FLOW_LOG = "azure-native:network:FlowLog"
+PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
+ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
+DNS_ZONE = "azure-native:privatedns:PrivateZone"
+DNS_LINK = "azure-native:privatedns:VirtualNetworkLink"
+ROTATION = "pulumi-python:dynamic/azure:RegistryKeyRotation"
+# The network of a stack without a Premium registry.
+NETWORK = {
+    "azure-native:network:VirtualNetwork": 1,
+    "azure-native:network:Subnet": 2,
+    "azure-native:network:NetworkSecurityGroup": 2,
+    PRIVATE_ENDPOINT: 3,
+    ZONE_GROUP: 3,
+    DNS_ZONE: 3,
+    DNS_LINK: 3,
+    FLOW_LOG: 1,
+}
 ZONES = ("raw", "curated", "features")
 DEV_TOKEN = unique_token(AZURE_SUBSCRIPTION, "azure-dev")
 PROD_TOKEN = unique_token(AZURE_SUBSCRIPTION, "azure-prod")
@@ -45,6 +63,37 @@ def prod():
     return planned("azure-prod")
 
 
+# One plan for many settings at once: each Azure plan costs about a second.
+VARIANT = {
+    "lake": {
+        "zones": ["bronze", "gold"],
+        "tiering": {"coolAfterDays": 45, "archiveAfterDays": 120},
+        "retention": {"softDeleteDays": 21, "noncurrentVersionDays": 60},
+        "accessLogs": {"retentionDays": 400},
+    },
+    "registries": {"models": {"enabled": False}},
+    "network": {"egress": "nat"},
+}
+
+
+@functools.cache
+def variant():
+    """azure-dev with every `VARIANT` setting changed."""
+    return plan_with("azure-dev", **VARIANT)
+
+
+@functools.cache
+def unlogged():
+    """azure-dev without access logs and without an archive tier."""
+    return plan_with(
+        "azure-dev",
+        lake={
+            "tiering": {"coolAfterDays": 30, "archiveAfterDays": None},
+            "accessLogs": {"enabled": False},
+        },
+    )
+
+
 def _arm_prefix(stack: str) -> str:
     return f"{SUBSCRIPTION}/resourceGroups/mlops-{stack}/providers"
 
@@ -53,24 +102,42 @@ def _arm_prefix(stack: str) -> str:
 
 
 def test_resource_inventory(dev, prod) -> None:
+    # The lake and the network's flow log store: an account, its blob service,
+    # lifecycle and access logs each; the flow log writer's identity and grant.
     expected = {
         GROUP: 1,
         VAULT: 1,
         KEY: 1,
-        IDENTITY: 1,
-        ROLE_ASSIGNMENT: 1,
-        ACCOUNT: 1,
-        BLOB_SERVICE: 1,
+        IDENTITY: 2,
+        ROLE_ASSIGNMENT: 2,
+        ACCOUNT: 2,
+        BLOB_SERVICE: 2,
         CONTAINER: 3,
-        LIFECYCLE: 1,
+        LIFECYCLE: 2,
         WORKSPACE: 1,
-        DIAGNOSTIC: 1,
+        DIAGNOSTIC: 2,
         ACR: 1,
         ML_REGISTRY: 1,
+        **NETWORK,
     }
-    for plan, locks in ((dev, 0), (prod, 1)):
-        counts = Counter(r.type for r in plan.registrations if r.custom)
-        assert counts == {**expected, **({LOCK: locks} if locks else {})}
+    # Prod: the lake's lock, the registry's bootstrap vault, key and grant, its
+    # grant on the platform key and the rotation onto it, and a private endpoint
+    # with its DNS zone for the Premium registry.
+    prod_only = {
+        LOCK: 1,
+        VAULT: 1,
+        KEY: 1,
+        ROLE_ASSIGNMENT: 2,
+        ROTATION: 1,
+        PRIVATE_ENDPOINT: 1,
+        ZONE_GROUP: 1,
+        DNS_ZONE: 1,
+        DNS_LINK: 1,
+    }
+    assert Counter(r.type for r in dev.registrations if r.custom) == expected
+    assert Counter(r.type for r in prod.registrations if r.custom) == Counter(expected) + Counter(
+        prod_only
+    )
     components = Counter(r.type for r in prod.registrations if not r.custom)
     assert components == {
         "pulumi:pulumi:Stack": 1,
@@ -78,6 +145,7 @@ def test_resource_inventory(dev, prod) -> None:
         "mlops:azure:DataLake": 1,
         "mlops:azure:ContainerRegistry": 1,
         "mlops:azure:ModelRegistry": 1,
+        "mlops:azure:Network": 1,
     }
 
 
@@ -95,7 +163,8 @@ def test_one_resource_group_holds_the_stack(prod) -> None:
     assert group.inputs["resourceGroupName"] == "mlops-azure-prod"
     assert group.inputs["location"] == "westeurope"
     for reg in prod.registrations:
-        if "resourceGroupName" in reg.inputs and reg.type != GROUP:
+        # Flow logs belong to the region's Network Watcher, in Azure's own group.
+        if "resourceGroupName" in reg.inputs and reg.type not in (GROUP, FLOW_LOG):
             assert reg.inputs["resourceGroupName"] == "mlops-azure-prod", reg.name
             assert group.urn in reg.property_dependencies["resourceGroupName"], reg.name
 
@@ -117,36 +186,46 @@ def test_stateful_resources_are_protected_and_retained_only_in_prod(stack: str) 
     }
     in_prod = stack == "azure-prod"
     for reg in stateful:
-        assert (reg.protect, reg.retain_on_delete) == (in_prod, in_prod), reg.name
+        # Keys are retained but not protected, so a key generation can retire (EX-203).
+        protected = in_prod and reg.type != KEY
+        assert (reg.protect, reg.retain_on_delete) == (protected, in_prod), reg.name
     # Configuration that Azure recreates on demand is not pinned.
     for kind in (BLOB_SERVICE, LIFECYCLE, DIAGNOSTIC, ROLE_ASSIGNMENT):
-        assert one(plan, kind).protect is False
+        assert not any(r.protect for r in of_type(plan, kind))
 
 
 # Key
 
 
-def test_key_wraps_only_and_rotates_yearly(dev) -> None:
-    key = one(dev, KEY)
+def test_key_is_hsm_backed_wraps_only_and_rotates_before_versions_expire(dev) -> None:
+    key = _key(dev)
+    assert key.inputs["keyName"] == "mlops-azure-dev-cmk-g2"
     props = key.inputs["properties"]
-    assert props["kty"] == "RSA"
+    assert props["kty"] == "RSA-HSM"
     assert props["keySize"] == 3072
     assert props["keyOps"] == ["wrapKey", "unwrapKey"]
     assert props["rotationPolicy"] == {
-        "lifetimeActions": [{"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P365D"}}]
+        "lifetimeActions": [
+            {"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P365D"}}
+        ],
+        "attributes": {"expiryTime": "P730D"},
     }
-    assert key.inputs["vaultName"] == one(dev, VAULT).inputs["vaultName"]
+    # No absolute expiry on the first version: it would make every plan differ.
+    assert "exp" not in props["attributes"]
+    assert key.inputs["vaultName"] == _vault(dev).inputs["vaultName"]
+    assert key.inputs["tags"]["key-generation"] == "2"
 
 
 @pytest.mark.parametrize(("stack", "days"), [("azure-dev", 7), ("azure-prod", 90)])
 def test_vault_uses_rbac_purge_protection_and_a_closed_firewall(stack: str, days: int) -> None:
-    vault = one(planned(stack), VAULT)
+    vault = _vault(planned(stack))
     name = vault.inputs["vaultName"]
     assert name == f"mlops{stack.replace('-', '')}kv{TOKENS[stack]}"
     assert len(name) <= 24
     assert vault.inputs["properties"] == {
         "tenantId": AZURE_TENANT,
-        "sku": {"family": "A", "name": "standard"},
+        # Premium: HSM-backed keys.
+        "sku": {"family": "A", "name": "premium"},
         "enableRbacAuthorization": True,
         "enableSoftDelete": True,
         "softDeleteRetentionInDays": days,
@@ -154,18 +233,20 @@ def test_vault_uses_rbac_purge_protection_and_a_closed_firewall(stack: str, days
         "enabledForDeployment": False,
         "enabledForDiskEncryption": False,
         "enabledForTemplateDeployment": False,
+        # Prod has no public endpoint; trusted Azure services still reach the keys.
+        "publicNetworkAccess": "Disabled" if stack == "azure-prod" else "Enabled",
         "networkAcls": {"defaultAction": "Deny", "bypass": "AzureServices"},
     }
     assert "accessPolicies" not in vault.inputs["properties"]
 
 
 def test_only_the_encryption_identity_may_use_the_key_and_only_that_key(dev) -> None:
-    grant = one(dev, ROLE_ASSIGNMENT)
-    key, identity = one(dev, KEY), one(dev, IDENTITY)
+    grant = _key_grant(dev)
+    key, identity = _key(dev), _identity(dev)
     key_id = (
         f"{_arm_prefix('azure-dev')}/Microsoft.KeyVault/vaults/mlopsazuredevkv{DEV_TOKEN}/keys/"
     )
-    assert grant.inputs["scope"] == key_id + "mlops-azure-dev-cmk"
+    assert grant.inputs["scope"] == key_id + "mlops-azure-dev-cmk-g2"
     assert key.urn in grant.property_dependencies["scope"]
     assert identity.urn in grant.property_dependencies["principalId"]
     assert grant.inputs["roleDefinitionId"] == (
@@ -184,7 +265,23 @@ def test_only_the_encryption_identity_may_use_the_key_and_only_that_key(dev) -> 
 
 
 def _account(plan):
-    return one(plan, ACCOUNT)
+    return one(plan, ACCOUNT, "-lake-account")
+
+
+def _key(plan):
+    return one(plan, KEY, "-key-key-g2")
+
+
+def _vault(plan):
+    return one(plan, VAULT, "-key-vault")
+
+
+def _identity(plan):
+    return one(plan, IDENTITY, "-key-identity")
+
+
+def _key_grant(plan):
+    return one(plan, ROLE_ASSIGNMENT, "-key-encryption-user")
 
 
 @pytest.mark.parametrize("stack", ["azure-dev", "azure-prod"])
@@ -237,7 +334,7 @@ def test_lake_is_encrypted_twice_with_the_platform_key_through_the_identity(prod
     assert encryption["keySource"] == "Microsoft.Keyvault"
     assert encryption["requireInfrastructureEncryption"] is True
     assert encryption["keyVaultProperties"] == {
-        "keyName": "mlops-azure-prod-cmk",
+        "keyName": "mlops-azure-prod-cmk-g2",
         "keyVaultUri": f"https://mlopsazureprodkv{PROD_TOKEN}.vault.azure.net/",
     }
     assert "keyVersion" not in encryption["keyVaultProperties"]
@@ -250,18 +347,18 @@ def test_lake_is_encrypted_twice_with_the_platform_key_through_the_identity(prod
         "userAssignedIdentities": [identity_id],
     }
     # Created only once the identity may wrap with the key.
-    assert one(prod, ROLE_ASSIGNMENT).urn in account.dependencies
+    assert _key_grant(prod).urn in account.dependencies
 
 
 def test_soft_delete_days_come_from_settings_and_versioning_is_not_requested() -> None:
-    plan = plan_with("azure-dev", lake={"retention": {"softDeleteDays": 21}})
-    service = one(plan, BLOB_SERVICE).inputs
+    service = one(variant(), BLOB_SERVICE, "-lake-blob-service").inputs
     assert service["deleteRetentionPolicy"] == {"enabled": True, "days": 21}
     assert service["containerDeleteRetentionPolicy"] == {"enabled": True, "days": 21}
     assert service["blobServicesName"] == "default"
     # Azure offers no blob versioning on a hierarchical namespace.
     assert "isVersioningEnabled" not in service
-    assert one(planned("azure-dev"), BLOB_SERVICE).inputs["deleteRetentionPolicy"]["days"] == 7
+    lake_service = one(planned("azure-dev"), BLOB_SERVICE, "-lake-blob-service")
+    assert lake_service.inputs["deleteRetentionPolicy"]["days"] == 7
 
 
 def test_one_private_filesystem_per_zone(dev) -> None:
@@ -276,7 +373,7 @@ def test_one_private_filesystem_per_zone(dev) -> None:
 
 
 def test_filesystems_follow_the_zone_settings() -> None:
-    plan = plan_with("azure-dev", lake={"zones": ["bronze", "gold"]})
+    plan = variant()
     assert sorted(fs.inputs["containerName"] for fs in of_type(plan, CONTAINER)) == [
         "bronze",
         "gold",
@@ -285,14 +382,7 @@ def test_filesystems_follow_the_zone_settings() -> None:
 
 
 def test_lifecycle_tiers_and_expires_by_settings() -> None:
-    plan = plan_with(
-        "azure-dev",
-        lake={
-            "tiering": {"coolAfterDays": 45, "archiveAfterDays": 120},
-            "retention": {"noncurrentVersionDays": 60},
-        },
-    )
-    policy = one(plan, LIFECYCLE)
+    policy = one(variant(), LIFECYCLE, "-lake-lifecycle")
     assert policy.inputs["managementPolicyName"] == "default"
     rules = {r["name"]: r for r in policy.inputs["policy"]["rules"]}
     assert set(rules) == {"tiering", "expire-snapshots"}
@@ -311,8 +401,10 @@ def test_lifecycle_tiers_and_expires_by_settings() -> None:
 
 
 def test_no_archive_setting_means_no_cold_tier() -> None:
-    plan = plan_with("azure-dev", lake={"tiering": {"coolAfterDays": 30, "archiveAfterDays": None}})
-    rules = {r["name"]: r for r in one(plan, LIFECYCLE).inputs["policy"]["rules"]}
+    rules = {
+        r["name"]: r
+        for r in one(unlogged(), LIFECYCLE, "-lake-lifecycle").inputs["policy"]["rules"]
+    }
     assert rules["tiering"]["definition"]["actions"]["baseBlob"] == {
         "tierToCool": {"daysAfterModificationGreaterThan": 30}
     }
@@ -322,7 +414,7 @@ def test_no_archive_setting_means_no_cold_tier() -> None:
 def test_blob_access_is_logged_to_the_lake_workspace(stack: str, days: int) -> None:
     plan = planned(stack)
     account, workspace = _account(plan), one(plan, WORKSPACE)
-    setting = one(plan, DIAGNOSTIC)
+    setting = one(plan, DIAGNOSTIC, "-lake-access-logs")
     account_id = (
         f"{_arm_prefix(stack)}/Microsoft.Storage/storageAccounts/{account.inputs['accountName']}"
     )
@@ -344,17 +436,18 @@ def test_blob_access_is_logged_to_the_lake_workspace(stack: str, days: int) -> N
 
 
 def test_log_retention_comes_from_settings_within_the_workspace_bounds() -> None:
-    plan = plan_with("azure-dev", lake={"accessLogs": {"retentionDays": 400}})
-    assert one(plan, WORKSPACE).inputs["retentionInDays"] == 400
+    assert one(variant(), WORKSPACE).inputs["retentionInDays"] == 400
     for days in (10, 731):
         with pytest.raises(SettingsError, match=r"outside what a Log Analytics workspace keeps"):
             plan_with("azure-dev", lake={"accessLogs": {"retentionDays": days}})
 
 
 def test_access_logs_off_means_no_workspace_and_no_output() -> None:
-    plan = plan_with("azure-dev", lake={"accessLogs": {"enabled": False}})
+    plan = unlogged()
     assert of_type(plan, WORKSPACE) == []
     assert of_type(plan, DIAGNOSTIC) == []
+    # The flow log store then goes unlogged too, and is refused the same way.
+    assert len(of_type(plan, ACCOUNT)) == 2
     assert "lakeAccessLogWorkspaceId" not in plan.outputs
     # The pack then refuses the stack, as it refuses an unlogged bucket on AWS.
     assert {f.policy for f in plan.mandatory} == {"storage-access-logging"}
@@ -395,22 +488,72 @@ def test_prod_registry_is_premium_zone_redundant_closed_and_cmk_encrypted(prod) 
         "retentionPolicy": {"status": "enabled", "days": 7},
         "exportPolicy": {"status": "disabled"},
     }
-    identity = one(prod, IDENTITY)
+    identity = _identity(prod)
     identity_id = (
         f"{_arm_prefix('azure-prod')}/Microsoft.ManagedIdentity/userAssignedIdentities/"
         f"{identity.name}"
     )
+    # Its own identity reaches the closed vault; the encryption identity only
+    # serves the creation, with the bootstrap key.
     assert inputs["identity"] == {
-        "type": "UserAssigned",
+        "type": "SystemAssigned, UserAssigned",
         "userAssignedIdentities": {identity_id: {}},
     }
-    encryption = inputs["encryption"]
-    assert encryption["status"] == "enabled"
-    assert encryption["keyVaultProperties"]["keyIdentifier"] == (
-        f"https://mlopsazureprodkv{PROD_TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk"
+    boot_vault = one(prod, VAULT, "-images-bootstrap")
+    boot_key = one(prod, KEY, "-images-bootstrap-g2")
+    assert inputs["encryption"] == {
+        "status": "enabled",
+        "keyVaultProperties": {
+            "keyIdentifier": (
+                f"https://{boot_vault.inputs['vaultName']}.vault.azure.net/keys/"
+                "mlops-azure-prod-acr-boot-g2"
+            ),
+            "identity": stable_uuid(IDENTITY, identity.name),
+        },
+    }
+    assert boot_key.urn in registry.property_dependencies["encryption"]
+    boot_grant = one(prod, ROLE_ASSIGNMENT, "-images-bootstrap-user")
+    assert boot_grant.urn in registry.dependencies
+    assert boot_grant.inputs["scope"].endswith("/keys/mlops-azure-prod-acr-boot-g2")
+    assert identity.urn in boot_grant.property_dependencies["principalId"]
+
+
+def test_prod_registry_moves_to_the_platform_key_through_its_own_identity(prod) -> None:
+    registry = one(prod, ACR)
+    grant = one(prod, ROLE_ASSIGNMENT, "-images-platform-key-user")
+    assert grant.inputs["principalId"] == stable_uuid(ACR, registry.name, "system")
+    assert registry.urn in grant.property_dependencies["principalId"]
+    assert grant.inputs["scope"] == _key_grant(prod).inputs["scope"]
+    assert grant.inputs["roleDefinitionId"].endswith(KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER)
+    rotation = one(prod, ROTATION)
+    assert rotation.inputs["registryId"] == (
+        f"{_arm_prefix('azure-prod')}/Microsoft.ContainerRegistry/registries/"
+        f"{registry.inputs['registryName']}"
     )
-    assert identity.urn in registry.property_dependencies["encryption"]
-    assert one(prod, ROLE_ASSIGNMENT).urn in registry.dependencies
+    assert rotation.inputs["keyIdentifier"] == prod.outputs["keyId"]
+    # Only once the registry's identity may use the key.
+    assert grant.urn in rotation.dependencies
+    assert rotation.parent == registry.parent
+
+
+def test_the_bootstrap_vault_is_the_only_open_one_and_holds_one_key(prod) -> None:
+    boot = one(prod, VAULT, "-images-bootstrap").inputs
+    assert boot["vaultName"] == f"mlopsazureprodboot{PROD_TOKEN}"
+    assert boot["tags"]["purpose"] == "registry-bootstrap-key"
+    props = boot["properties"]
+    # Open to networks (ACR's user-assigned identity is no trusted service), but
+    # RBAC-only, purge-protected and HSM-backed like the platform vault.
+    assert props["publicNetworkAccess"] == "Enabled"
+    assert props["networkAcls"] == {"defaultAction": "Allow", "bypass": "AzureServices"}
+    assert props["enableRbacAuthorization"] is True
+    assert props["enablePurgeProtection"] is True
+    assert props["sku"]["name"] == "premium"
+    assert _vault(prod).inputs["properties"]["publicNetworkAccess"] == "Disabled"
+    assert [k.name for k in of_type(prod, KEY)] == [
+        "mlops-azure-prod-images-bootstrap-g2",
+        "mlops-azure-prod-key-key-g2",
+    ]
+    assert {f.policy for f in prod.findings} == set()
 
 
 def test_dev_registry_is_standard_and_takes_no_premium_inputs(dev) -> None:
@@ -469,7 +612,7 @@ def test_model_registry_is_an_azure_ml_registry(stack: str, access: str, storage
 
 
 def test_model_registry_off_means_none_planned() -> None:
-    plan = plan_with("azure-dev", registries={"models": {"enabled": False}})
+    plan = variant()
     assert of_type(plan, ML_REGISTRY) == []
     assert "modelRegistryName" not in plan.outputs
 
@@ -481,7 +624,7 @@ def test_outputs_mirror_the_other_clouds(prod) -> None:
     account = _account(prod).inputs["accountName"]
     assert prod.outputs["resourceGroupName"] == "mlops-azure-prod"
     assert prod.outputs["keyId"] == (
-        f"https://mlopsazureprodkv{PROD_TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk"
+        f"https://mlopsazureprodkv{PROD_TOKEN}.vault.azure.net/keys/mlops-azure-prod-cmk-g2"
     )
     assert prod.outputs["lakeAccountName"] == account
     assert prod.outputs["lakeFilesystemNames"] == {z: z for z in ZONES}

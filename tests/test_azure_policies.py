@@ -276,22 +276,34 @@ def test_duration_days() -> None:
 
 
 def test_key_rotation_on_keys() -> None:
-    assert findings(key_rotation, _key(_rotate(timeAfterCreate="P365D"))) == []
-    assert findings(key_rotation, _key(_rotate(timeAfterCreate="P90D"))) == []
+    assert findings(key_rotation, _key(_rotate(timeAfterCreate="P365D"), expiry="P730D")) == []
+    assert findings(key_rotation, _key(_rotate(timeAfterCreate="P90D"), expiry="P180D")) == []
     # Rotation 30 days before a two-year expiry is rotation after 700 days.
     late = _key(_rotate(timeBeforeExpiry="P30D"), expiry="P2Y")
     assert findings(key_rotation, late) == [
         "Key Vault key rotates every 700 days, less often than every 365"
     ]
     assert findings(key_rotation, _key(_rotate(timeBeforeExpiry="P400D"), expiry="P2Y")) == []
-    assert findings(key_rotation, _key(_rotate(timeAfterCreate="P2Y"))) == [
+    assert findings(key_rotation, _key(_rotate(timeAfterCreate="P2Y"), expiry="P3Y")) == [
         "Key Vault key rotates every 730 days, less often than every 365"
     ]
     notify_only = {"action": {"type": "notify"}, "trigger": {"timeBeforeExpiry": "P30D"}}
-    for key in (_key(notify_only, expiry="P1Y"), res(KEY, {"properties": {"kty": "RSA"}})):
-        assert findings(key_rotation, key) == [
-            "Key Vault key has no rotation policy with a rotate action"
-        ]
+    assert findings(key_rotation, _key(notify_only, expiry="P1Y")) == [
+        "Key Vault key has no rotation policy with a rotate action"
+    ]
+    assert findings(key_rotation, res(KEY, {"properties": {"kty": "RSA"}})) == [
+        "Key Vault key has no rotation policy with a rotate action",
+        "Key Vault key versions never expire (rotationPolicy.attributes.expiryTime)",
+    ]
+
+
+def test_key_versions_must_expire_after_their_rotation() -> None:
+    assert findings(key_rotation, _key(_rotate(timeAfterCreate="P365D"))) == [
+        "Key Vault key versions never expire (rotationPolicy.attributes.expiryTime)"
+    ]
+    assert findings(key_rotation, _key(_rotate(timeAfterCreate="P365D"), expiry="P300D")) == [
+        "Key Vault key versions expire after 300 days, before rotation at 365"
+    ]
 
 
 def test_key_rotation_on_vaults() -> None:
@@ -355,15 +367,23 @@ def test_shipped_azure_stacks_pass_every_rule(stack: str) -> None:
     assert plan.findings == []
 
 
-def _broken(stack: str, type_: str, **inputs: Any) -> list[Registration]:
+def _broken(stack: str, type_: str, suffix: str = "", **inputs: Any) -> list[Registration]:
     return [
-        dataclasses.replace(r, inputs={**r.inputs, **inputs}) if r.type == type_ else r
+        dataclasses.replace(r, inputs={**r.inputs, **inputs})
+        if r.type == type_ and r.name.endswith(suffix)
+        else r
         for r in planned(stack).registrations
     ]
 
 
 def test_crossguard_reports_a_broken_lake_account() -> None:
-    broken = _broken("azure-prod", ACCOUNT, allowSharedKeyAccess=True, minimumTlsVersion="TLS1_0")
+    broken = _broken(
+        "azure-prod",
+        ACCOUNT,
+        "-lake-account",
+        allowSharedKeyAccess=True,
+        minimumTlsVersion="TLS1_0",
+    )
     found = {(f.policy, f.level, f.urn.rsplit("::", 1)[1]) for f in evaluate(broken, "prod")}
     assert found == {
         ("storage-no-public-access", "mandatory", "mlops-azure-prod-lake-account"),
@@ -379,11 +399,13 @@ def test_crossguard_reports_a_lake_without_container_soft_delete() -> None:
 
 
 def test_exemptions_hold_in_dev_and_do_not_leak_into_prod() -> None:
-    # The shipped dev registry is Standard: exempt. The same registry tagged prod is not.
+    # The shipped dev registry is Standard: exempt. The same registry tagged prod is
+    # not, and, with its public endpoint, not private enough for prod either.
     as_prod = _broken("azure-dev", ACR, tags={**_acr_tags("azure-dev"), "environment": "prod"})
     assert {(f.policy, f.level) for f in evaluate(as_prod, "dev")} == {
         ("storage-cmek", "mandatory"),
         ("registry-cleanup", "mandatory"),
+        ("network-private-access", "mandatory"),
     }
 
 

@@ -15,6 +15,11 @@ KEY_GRANT = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
 BUCKET_GRANT = "gcp:storage/bucketIAMMember:BucketIAMMember"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 SERVICE = "gcp:projects/service:Service"
+NETWORK = "gcp:compute/network:Network"
+SUBNET = "gcp:compute/subnetwork:Subnetwork"
+FIREWALL = "gcp:compute/firewall:Firewall"
+ROUTER = "gcp:compute/router:Router"
+NAT = "gcp:compute/routerNat:RouterNat"
 ZONES = ("raw", "curated", "features")
 STORAGE_AGENT = (
     f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
@@ -62,8 +67,11 @@ def test_inventory(dev) -> None:
         KEY_GRANT: 2,
         BUCKET_GRANT: 1,
         REPOSITORY: 2,
-        SERVICE: 4,
+        SERVICE: 5,
         "gcp:projects/serviceIdentity:ServiceIdentity": 1,
+        NETWORK: 1,
+        SUBNET: 2,
+        FIREWALL: 2,
     }
     for type_, count in counts.items():
         assert len(of_type(dev, type_)) == count, type_
@@ -295,6 +303,7 @@ def test_every_child_is_parented_by_its_component(dev) -> None:
         "mlops:gcp:PlatformKey",
         "mlops:gcp:DataLake",
         "mlops:gcp:ContainerRegistry",
+        "mlops:gcp:Network",
     }
     for resource in (r for r in dev.registrations if r.type.startswith("gcp:")):
         assert resource.parent in components, resource.name

@@ -15,7 +15,7 @@ from conftest import planned
 
 from infra.settings import NAME_RULE
 from tools import stackfiles
-from tools.plan import plan_stack, write
+from tools.plan import main, plan_stack, write
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_KEYS = {
@@ -72,7 +72,7 @@ def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> N
         first = (tmp_path / "a" / f"aws-dev.{suffix}").read_bytes()
         assert first == (tmp_path / "b" / f"aws-dev.{suffix}").read_bytes()
     line = result.stdout.strip()
-    assert line.startswith("aws-dev: 50 resources, 0 mandatory / 0 advisory violations, ")
+    assert line.startswith("aws-dev: 76 resources, 0 mandatory / 0 advisory violations, ")
     assert line.endswith(" s")
 
 
@@ -117,28 +117,31 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
 
     text = render(planned("aws-prod"))
     assert text.startswith("## Plan: `aws-prod` (aws, prod, eu-west-1)")
-    assert "**50 resources** to create (the stack included" in text
+    assert "**79 resources** to create (the stack included" in text
     assert "policies: **pass** (0 mandatory, 0 advisory violations)" in text
     assert "| `mlops-aws-prod-lake-raw` | `aws:s3/bucket:Bucket` | yes | yes |" in text
     assert "| `aws:s3/bucket:Bucket` | 4 |" in text
     assert "All policies pass." in text
 
 
-def test_mandatory_violation_fails_the_plan_and_is_reported(tmp_path: Path) -> None:
+def test_mandatory_violation_fails_the_plan_and_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stack_file = ROOT / "stacks" / "Pulumi.aws-tmp-mutable-dev.yaml"
     text = (ROOT / "stacks" / "Pulumi.aws-dev.yaml").read_text()
     stack_file.write_text(
         text + "  mlops:registries:\n    containers:\n      immutableTags: false\n"
     )
     try:
-        result = _cli("--stack", "aws-tmp-mutable-dev", "--out", str(tmp_path))
+        # In process: the CLI's own entry point, without a second import of the SDKs.
+        status = main(["--stack", "aws-tmp-mutable-dev", "--out", str(tmp_path)])
     finally:
         stack_file.unlink()
-    assert result.returncode == 1
-    assert "2 mandatory / 0 advisory violations" in result.stdout
-    assert (
-        "mandatory registry-immutable-tags: ECR repository lets tags be overwritten"
-        in result.stderr
+    printed = capsys.readouterr()
+    assert status == 1
+    assert "2 mandatory / 0 advisory violations" in printed.out
+    assert "mandatory registry-immutable-tags: ECR repository lets tags be overwritten" in (
+        printed.err
     )
     report = (tmp_path / "aws-tmp-mutable-dev.md").read_text()
     assert "policies: **FAIL** (2 mandatory" in report

@@ -185,6 +185,17 @@ def test_same_type_under_another_parent_is_not_a_rename() -> None:
     assert warning.message == "deleted with its data"
 
 
+def test_a_retained_stateful_resource_leaving_the_stack_is_kept_not_deleted() -> None:
+    kept = state(BUCKET, "raw", raw_bucket())
+    kept["retainOnDelete"] = True
+    (warning,) = diff(plan(kept), plan()).warnings
+    assert warning.message == (
+        "removed from the stack but retained (retainOnDelete): it and its data stay"
+    )
+    (warning,) = diff(plan(kept), plan(state(BUCKET, "landing", raw_bucket()))).warnings
+    assert warning.message.endswith("; `landing` (same type and parent) takes its place")
+
+
 def test_any_change_to_a_protected_resource_is_a_warning() -> None:
     base = plan(state("aws:iam/role:Role", "admin", {"description": "a"}, protect=True))
     result = diff(base, edited(base, description="b"))
@@ -605,3 +616,48 @@ def test_every_stateful_type_has_its_replace_forcing_properties() -> None:
     from tools.plandiff import REPLACE_ON_CHANGE
 
     assert sorted(STATEFUL_TYPES - set(REPLACE_ON_CHANGE)) == []
+
+
+# --- key generations on Azure ----------------------------------------------------
+
+KEY = "azure-native:keyvault:Key"
+
+
+def _generation_plans(
+    monkeypatch: pytest.MonkeyPatch, stack: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from conftest import planned
+
+    from infra.azure import key
+    from tools import stackfiles
+    from tools.plan import plan_values
+
+    values = stackfiles.stack_values(stack)
+    head = planned(stack).preview_json()
+    monkeypatch.setattr(key, "GENERATIONS", key.GENERATIONS[:1])
+    base = plan_values(stack, values).preview_json()
+    return base, head
+
+
+def test_a_new_key_generation_is_a_new_key_never_a_replacement_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stack = "azure-prod"
+    base, head = _generation_plans(monkeypatch, stack)
+    result = diff_plans(stack, base, head)
+    keys = [f"mlops-{stack}-key-key", f"mlops-{stack}-images-bootstrap"]
+    assert sorted(r.name for r in result.removed if r.type == KEY) == sorted(keys)
+    assert sorted(r.name for r in result.added if r.type == KEY) == sorted(f"{k}-g2" for k in keys)
+    # Nothing stateful is replaced: the lake moves to the new key in place.
+    assert [c.after.name for c in result.changed if c.replaces and c.after.type in STATEFUL] == []
+    lake = next(c for c in result.changed if c.after.name == f"mlops-{stack}-lake-account")
+    assert [p.path for p in lake.properties] == ["encryption.keyVaultProperties.keyName"]
+    assert not lake.replaces
+    warning = next(w for w in result.warnings if w.name == f"mlops-{stack}-key-key")
+    # Kept in the vault, and not protected, so the update that retires it can run.
+    assert warning.message == (
+        "removed from the stack but retained (retainOnDelete): it and its data stay; "
+        "`mlops-azure-prod-key-key-g2` (same type and parent) takes its place"
+    )
+    # The registry follows through RegistryKeyRotation, not a change to the registry.
+    assert not [c for c in result.changed if c.after.type.endswith(":Registry") and c.replaces]

@@ -22,6 +22,13 @@ GCP_PROJECT_NUMBER = "222222222222"
 AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 AZURE_TENANT = "00000000-0000-0000-0000-000000000002"
 AZURE_OBJECT = "00000000-0000-0000-0000-000000000003"
+_NET = "{base}/providers/Microsoft.Network/"
+_GCP_API = "https://www.googleapis.com/compute/v1/"
+# Compute resources the platform references by id, as the API shapes the ids.
+_GCP_COMPUTE_PATHS = {
+    "gcp:compute/network:Network": "projects/{project}/global/networks/{n}",
+    "gcp:compute/subnetwork:Subnetwork": "projects/{project}/regions/{region}/subnetworks/{n}",
+}
 _NAMESPACE = uuid.UUID("6f6c6f67-6d6c-6f70-7370-6c6174666f72")
 
 
@@ -109,6 +116,18 @@ class CloudMocks(Mocks):
                 "id": "aws",
             },
             "aws:index/getRegion:getRegion": {"name": self.region, "region": self.region},
+            "aws:index/getAvailabilityZones:getAvailabilityZones": {
+                "names": [f"{self.region}{z}" for z in "abc"],
+                "zoneIds": [f"{self.region[:2]}{self.region[-1]}-az{i}" for i in (1, 2, 3)],
+                "id": self.region,
+            },
+            "aws:ec2/getVpcEndpointService:getVpcEndpointService": {
+                "availabilityZones": [f"{self.region}{z}" for z in "abc"],
+                "serviceName": args.args.get("serviceName"),
+                "serviceType": "Interface",
+                "vpcEndpointPolicySupported": True,
+                "id": args.args.get("serviceName"),
+            },
             "gcp:organizations/getProject:getProject": {
                 "number": GCP_PROJECT_NUMBER,
                 "projectId": self.gcp_project,
@@ -119,6 +138,12 @@ class CloudMocks(Mocks):
                     f"service-{GCP_PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
                 ),
                 "project": self.gcp_project,
+            },
+            "gcp:compute/getZones:getZones": {
+                "names": [f"{self.region}-{z}" for z in "abc"],
+                "project": self.gcp_project,
+                "region": self.region,
+                "id": f"projects/{self.gcp_project}/regions/{self.region}",
             },
             "azure-native:authorization:getClientConfig": {
                 "subscriptionId": AZURE_SUBSCRIPTION,
@@ -143,8 +168,14 @@ class CloudMocks(Mocks):
         if typ == "aws:iam/role:Role":
             role = state.get("name") or name
             return role, {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role}", "name": role}
+        if typ == "aws:cloudwatch/logGroup:LogGroup":
+            group = state.get("name") or name
+            arn = f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{group}"
+            return group, {"arn": arn, "name": group}
         arn = f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{name}"
         extra: dict[str, Any] = {"arn": arn}
+        if typ == "aws:ec2/eip:Eip":
+            extra["allocationId"] = f"eipalloc-{stable_uuid(typ, name)[:17].replace('-', '')}"
         if typ == "aws:ecr/repository:Repository":
             repo = state.get("name", name)
             extra["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}"
@@ -174,6 +205,11 @@ class CloudMocks(Mocks):
                 "name": repo,
                 "registryUri": f"{location}-docker.pkg.dev/{self.gcp_project}/{repo}",
             }
+        if typ in _GCP_COMPUTE_PATHS:
+            path = _GCP_COMPUTE_PATHS[typ].format(
+                project=self.gcp_project, region=state.get("region", self.region), n=resource_name
+            )
+            return path, {"name": resource_name, "selfLink": _GCP_API + path}
         extra: dict[str, Any] = {"name": resource_name}
         if typ == "gcp:storage/bucket:Bucket":
             extra["url"] = f"gs://{resource_name}"
@@ -226,6 +262,31 @@ class CloudMocks(Mocks):
                 "registryName",
                 "{base}/providers/Microsoft.ContainerRegistry/registries/{n}",
             ),
+            "network:VirtualNetwork": ("virtualNetworkName", _NET + "virtualNetworks/{n}"),
+            "network:Subnet": (
+                "subnetName",
+                _NET + "virtualNetworks/{virtualNetworkName}/subnets/{n}",
+            ),
+            "network:NetworkSecurityGroup": (
+                "networkSecurityGroupName",
+                _NET + "networkSecurityGroups/{n}",
+            ),
+            "network:PrivateEndpoint": ("privateEndpointName", _NET + "privateEndpoints/{n}"),
+            "network:PrivateDnsZoneGroup": (
+                "privateDnsZoneGroupName",
+                _NET + "privateEndpoints/{privateEndpointName}/privateDnsZoneGroups/{n}",
+            ),
+            "network:NatGateway": ("natGatewayName", _NET + "natGateways/{n}"),
+            "network:PublicIPAddress": ("publicIpAddressName", _NET + "publicIPAddresses/{n}"),
+            "network:FlowLog": (
+                "flowLogName",
+                _NET + "networkWatchers/{networkWatcherName}/flowLogs/{n}",
+            ),
+            "privatedns:PrivateZone": ("privateZoneName", _NET + "privateDnsZones/{n}"),
+            "privatedns:VirtualNetworkLink": (
+                "virtualNetworkLinkName",
+                _NET + "privateDnsZones/{privateZoneName}/virtualNetworkLinks/{n}",
+            ),
             "machinelearningservices:Registry": (
                 "registryName",
                 "{base}/providers/Microsoft.MachineLearningServices/registries/{n}",
@@ -259,12 +320,18 @@ class CloudMocks(Mocks):
             key_uri = f"https://{state.get('vaultName')}.vault.azure.net/keys/{resource_name}"
             version = stable_uuid(typ, name).replace("-", "")
             extra |= {"keyUri": key_uri, "keyUriWithVersion": f"{key_uri}/{version}"}
-        elif typ == "azure-native:storage:StorageAccount":
-            # Inputs list user-assigned identities by id; the output maps id -> identity.
-            identity = state.get("identity") or {}
-            if isinstance(identity.get("userAssignedIdentities"), list):
-                assigned = {i: {} for i in identity["userAssignedIdentities"]}
-                state["identity"] = {**identity, "userAssignedIdentities": assigned}
         elif typ == "azure-native:containerregistry:Registry":
             extra["loginServer"] = f"{resource_name.lower()}.azurecr.io"
+        # Inputs list user-assigned identities by id; the output maps id -> identity.
+        identity = state.get("identity") or {}
+        if "SystemAssigned" in str(identity.get("type", "")):
+            identity = {
+                **identity,
+                "principalId": stable_uuid(typ, name, "system"),
+                "tenantId": AZURE_TENANT,
+            }
+            state["identity"] = identity
+        if isinstance(identity.get("userAssignedIdentities"), list):
+            assigned = {i: {} for i in identity["userAssignedIdentities"]}
+            state["identity"] = {**identity, "userAssignedIdentities": assigned}
         return resource_id, extra

@@ -59,6 +59,7 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
         "xksKeyId",
     ),
     "aws:ecr/repository:Repository": ("encryptionConfigurations", "name"),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
     "gcp:storage/bucket:Bucket": ("location", "name", "project"),
     "gcp:kms/keyRing:KeyRing": ("location", "name", "project"),
     "gcp:kms/cryptoKey:CryptoKey": (
@@ -143,6 +144,8 @@ class Resource:
     parent: str
     protect: bool
     inputs: Mapping[str, Any]
+    # retainOnDelete: leaving the stack only forgets it; the cloud keeps it.
+    retained: bool = False
 
     @property
     def name(self) -> str:
@@ -231,6 +234,7 @@ def _resource(state: Mapping[str, Any]) -> Resource:
         parent=str(state.get("parent", "")),
         protect=bool(state.get("protect", False)),
         inputs=state.get("inputs") or {},
+        retained=bool(state.get("retainOnDelete", False)),
     )
 
 
@@ -432,7 +436,12 @@ def _removal_warnings(
     gone: Resource, renamed_to: Resource | None, stateful: frozenset[str]
 ) -> list[str]:
     notes = []
-    if renamed_to is not None:
+    if gone.retained and gone.type in stateful:
+        kept = "removed from the stack but retained (retainOnDelete): it and its data stay"
+        if renamed_to is not None:
+            kept += f"; {_code(renamed_to.name)} (same type and parent) takes its place"
+        notes.append(kept)
+    elif renamed_to is not None:
         notes.append(
             f"deleted, likely renamed to {_code(renamed_to.name)} (same type and parent): "
             "a new, empty resource is created and the old one and its data are deleted"

@@ -28,6 +28,12 @@ class AwsAccount:
         """The account itself: key policies delegate to IAM policies through it."""
         return pulumi.Output.concat("arn:", self.partition, ":iam::", self.account_id, ":root")
 
+    def arn(self, service: str, resource: str) -> pulumi.Output[str]:
+        """`arn:<partition>:<service>:<region>:<account>:<resource>`."""
+        return pulumi.Output.concat(
+            "arn:", self.partition, f":{service}:{self.region}:", self.account_id, ":", resource
+        )
+
     def service_host(self, service: str) -> str:
         return f"{service}.{self.region}.amazonaws.com"
 

@@ -62,25 +62,48 @@ class PlatformRoles(pulumi.ComponentResource):
     def _role(
         self, name: str, description: str, trust: pulumi.Output[str], baseline: Baseline
     ) -> aws.iam.Role:
-        role = aws.iam.Role(
+        return service_role(
+            self,
             name,
             description=description,
-            assume_role_policy=trust,
-            max_session_duration=3600,
-            tags=dict(baseline.tags),
-            opts=baseline.child(self),
-        )
-        aws.iam.RolePolicy(
-            f"{name}-ecr-login",
-            role=role.id,
-            policy=policy_document(
+            trust=trust,
+            # ECR grants login tokens only on "*".
+            policy=(
+                f"{name}-ecr-login",
                 {
                     "Sid": "EcrLogin",
                     "Effect": "Allow",
                     "Action": "ecr:GetAuthorizationToken",
                     "Resource": "*",
-                }
+                },
             ),
-            opts=baseline.child(self),
+            baseline=baseline,
         )
-        return role
+
+
+def service_role(
+    owner: pulumi.ComponentResource,
+    name: str,
+    *,
+    description: str,
+    trust: pulumi.Output[str],
+    policy: tuple[str, dict[str, Any]],
+    baseline: Baseline,
+) -> aws.iam.Role:
+    """A role with one-hour sessions and one inline policy `(name, statement)`."""
+    role = aws.iam.Role(
+        name,
+        description=description,
+        assume_role_policy=trust,
+        max_session_duration=3600,
+        tags=dict(baseline.tags),
+        opts=baseline.child(owner),
+    )
+    policy_name, statement = policy
+    aws.iam.RolePolicy(
+        policy_name,
+        role=role.id,
+        policy=policy_document(statement),
+        opts=baseline.child(owner),
+    )
+    return role

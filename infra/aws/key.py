@@ -62,6 +62,19 @@ class PlatformKeyArgs:
 
 def key_policy(account: AwsAccount) -> pulumi.Output[str]:
     root = account.root_principal()
+    # CloudWatch Logs encrypts a log group as its own service principal, not on
+    # a caller's behalf, so kms:ViaService does not cover it; the encryption
+    # context limits it to this account's log groups in this region.
+    logs = {
+        "Sid": "CloudWatchLogsEncryptsAccountLogGroups",
+        "Effect": "Allow",
+        "Principal": {"Service": account.service_host("logs")},
+        "Action": USAGE_ACTIONS,
+        "Resource": "*",
+        "Condition": {
+            "ArnLike": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", "log-group:*")}
+        },
+    }
     return policy_document(
         {
             "Sid": "AccountAdministersKey",
@@ -83,13 +96,15 @@ def key_policy(account: AwsAccount) -> pulumi.Output[str]:
                 }
             },
         },
+        logs,
     )
 
 
 class PlatformKey(pulumi.ComponentResource):
     """A symmetric KMS key with yearly rotation, a 30-day deletion window and an
     explicit policy: the account administers it and uses it only through S3, ECR,
-    SageMaker and CloudWatch Logs. Protected and retained in prod."""
+    SageMaker and CloudWatch Logs, and CloudWatch Logs encrypts the account's log
+    groups with it. Protected and retained in prod."""
 
     def __init__(
         self, name: str, args: PlatformKeyArgs, opts: pulumi.ResourceOptions | None = None

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from infra.aws.context import AwsAccount
+from infra.aws.endpoints import EndpointScope
 from infra.aws.identity import PlatformRoles, PlatformRolesArgs
 from infra.aws.key import PlatformKey, PlatformKeyArgs
 from infra.aws.lake import DataLake, DataLakeArgs
+from infra.aws.network import Network, NetworkArgs, network_outputs
 from infra.aws.registry import (
     ContainerRegistry,
     ContainerRegistryArgs,
@@ -39,7 +41,24 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
             roles=roles,
         ),
     )
+    # Built after the services it reaches privately: its endpoint policies name them.
+    network = Network(
+        namer.name("network"),
+        NetworkArgs(
+            baseline=baseline,
+            account=account,
+            settings=settings.network,
+            encryption=key.encryption,
+            scope=EndpointScope(
+                bucket_arns=list(lake.bucket_arns.values()),
+                repository_arns=list(containers.repository_arns.values()),
+                key_arn=key.key.arn,
+            ),
+            nat_per_zone=settings.environment == "prod",
+        ),
+    )
     outputs: dict[str, Any] = {
+        **network_outputs(network),
         "keyArn": key.key.arn,
         "lakeBucketNames": lake.bucket_names,
         "lakeBucketArns": lake.bucket_arns,

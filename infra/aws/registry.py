@@ -84,6 +84,7 @@ class ContainerRegistry(pulumi.ComponentResource):
             repo: self._repository(name, repo) for repo in args.settings.repositories
         }
         self.repository_urls = {r: repo.repository_url for r, repo in self.repositories.items()}
+        self.repository_arns = {r: repo.arn for r, repo in self.repositories.items()}
         self.register_outputs({"repositoryUrls": self.repository_urls})
 
     def _repository(self, name: str, repo: str) -> aws.ecr.Repository:

@@ -17,6 +17,7 @@ from pulumi_azure_native import resources
 from infra.azure.context import AzureContext
 from infra.azure.key import PlatformKey, PlatformKeyArgs
 from infra.azure.lake import DataLake, DataLakeArgs
+from infra.azure.network import Network, NetworkArgs, PrivateService, network_outputs
 from infra.azure.registry import (
     ContainerRegistry,
     ContainerRegistryArgs,
@@ -54,7 +55,20 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
             key=key.access,
         ),
     )
+    network = Network(
+        namer.name("network"),
+        NetworkArgs(
+            baseline=baseline,
+            context=context,
+            settings=settings.network,
+            key=key.access,
+            services=private_services(key, lake, containers),
+            soft_delete_days=settings.lake.retention.soft_delete_days,
+            access_log_workspace_id=lake.logs.id if lake.logs is not None else None,
+        ),
+    )
     outputs: dict[str, Any] = {
+        **network_outputs(network),
         "resourceGroupName": group.name,
         "keyId": key.key.key_uri,
         "lakeAccountName": lake.account.name,
@@ -69,3 +83,21 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
         models = ModelRegistry(namer.name("models"), ModelRegistryArgs(baseline, context))
         outputs["modelRegistryName"] = models.registry.name
     return outputs
+
+
+def private_services(
+    key: PlatformKey, lake: DataLake, containers: ContainerRegistry
+) -> list[PrivateService]:
+    """What the network reaches through private endpoints. ADLS Gen2 needs both
+    `dfs` and `blob`: some operations on the dfs endpoint are served by blob.
+    Only a Premium registry takes a private endpoint."""
+    services = [
+        PrivateService("lake-blob", lake.account.id, "blob", "privatelink.blob.core.windows.net"),
+        PrivateService("lake-dfs", lake.account.id, "dfs", "privatelink.dfs.core.windows.net"),
+        PrivateService("vault", key.vault.id, "vault", "privatelink.vaultcore.azure.net"),
+    ]
+    if containers.premium:
+        services.append(
+            PrivateService("registry", containers.registry.id, "registry", "privatelink.azurecr.io")
+        )
+    return services

@@ -20,13 +20,24 @@ Microsoft-managed key and keeps untagged manifests until deleted; the policy
 pack records both as exemptions EX-201 and EX-202, limited to non-prod
 registries.
 
-Prod's registry encrypts with the platform key through the user-assigned
-encryption identity, as Azure requires when a registry is created with a
-CMK. Azure documents trusted-service access through a Key Vault firewall for
-registries by their system-assigned identity; if the first prod deployment is
-refused by the vault's firewall, switch the registry's encryption identity to
-its system-assigned one after creation (`az acr encryption rotate-key
---identity [system]`) and grant it the same role on the key.
+Prod's registry reaches the platform key through its own system-assigned
+identity, because a vault's firewall admits a registry (as a trusted Azure
+service) only that way, and the prod vault is closed to every network. But ACR
+takes a customer-managed key only at creation, and only through a user-assigned
+identity, before the system-assigned one exists. So the first deployment runs
+in three steps, in one `pulumi up`:
+
+1. A bootstrap vault (`mlops<stack>boot<token>`) that admits any network, RBAC
+   still deciding who may use its one key, holds the key the registry is
+   created with, through the platform's encryption identity.
+2. The registry's system-assigned identity is granted the platform key.
+3. `RegistryKeyRotation` points the registry's encryption at the platform key
+   through identity `system` (`az acr encryption rotate-key --identity
+   [system]`), and keeps it there across key generations. The registry
+   resource ignores later changes to `encryption`.
+
+From then on the bootstrap key encrypts nothing; its vault stays so that a
+registry replaced later is created the same way (policy exemption EX-204).
 """
 
 from __future__ import annotations
@@ -36,14 +47,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi_azure_native import containerregistry, machinelearningservices
+from pulumi_azure_native import containerregistry, keyvault, machinelearningservices
 
+from infra.azure import rbac
 from infra.azure.context import AzureContext
-from infra.azure.key import KeyAccess
+from infra.azure.key import KeyAccess, vault, vault_key
+from infra.azure.registry_key import RegistryKeyRotation
 from infra.common import Baseline
 from infra.settings import ContainerRegistrySettings
 
 PRODUCTION_SKU = "Premium"
+BOOTSTRAP_PURPOSE = "registry-bootstrap-key"
 NON_PRODUCTION_SKU = "Standard"
 
 
@@ -72,8 +86,10 @@ class ContainerRegistry(pulumi.ComponentResource):
     every push and pull authenticates with Microsoft Entra ID. In prod: Premium,
     zone-redundant, no public endpoint (firewall denies all, trusted Azure
     services excepted), exports disabled, untagged manifests deleted after
-    `untaggedRetentionDays`, encrypted with the platform key; protected and
-    retained. Elsewhere: Standard (see the module notes for what that omits).
+    `untaggedRetentionDays`, encrypted with the platform key through its own
+    identity (see the module notes for how the first deployment gets there);
+    protected and retained. Elsewhere: Standard (see the module notes for what
+    that omits).
 
     Repositories are created by the first push; the configured repository
     names become the image URLs the stack exports."""
@@ -84,7 +100,13 @@ class ContainerRegistry(pulumi.ComponentResource):
         super().__init__("mlops:azure:ContainerRegistry", name, {}, opts)
         baseline, context = args.baseline, args.context
         production = context.production
-        depends_on = [args.key.grant] if production else []
+        self.premium = production
+        premium: dict[str, Any] = {}
+        depends_on: list[pulumi.Resource] = []
+        if production:
+            bootstrap_key, bootstrap_grant = self._bootstrap_key(name, args)
+            premium = self._premium(args.key, bootstrap_key)
+            depends_on = [bootstrap_grant]
         self.registry = containerregistry.Registry(
             name,
             registry_name=context.global_name(baseline.namer, "acr", kind="azure-registry"),
@@ -96,9 +118,14 @@ class ContainerRegistry(pulumi.ComponentResource):
             public_network_access=context.public_network_access,
             policies=registry_policies(args.settings, production),
             tags=dict(baseline.tags),
-            opts=baseline.stateful(self, depends_on=depends_on),
-            **(self._premium(args.key) if production else {}),
+            # In prod, RegistryKeyRotation owns the encryption after creation.
+            opts=baseline.stateful(
+                self, depends_on=depends_on, ignore_changes=["encryption"] if production else []
+            ),
+            **premium,
         )
+        if production:
+            self._use_platform_key(name, args)
         self.login_server = self.registry.login_server
         self.repository_urls: Mapping[str, pulumi.Output[str]] = {
             repo: pulumi.Output.concat(self.login_server, "/", repo)
@@ -108,23 +135,80 @@ class ContainerRegistry(pulumi.ComponentResource):
             {"loginServer": self.login_server, "repositoryUrls": self.repository_urls}
         )
 
+    def _bootstrap_key(
+        self, name: str, args: ContainerRegistryArgs
+    ) -> tuple[keyvault.Key, pulumi.Resource]:
+        """The key a new registry is created with (step 1 in the module notes)."""
+        baseline, context = args.baseline, args.context
+        boot_vault = vault(
+            self,
+            f"{name}-bootstrap",
+            "boot",
+            context,
+            baseline,
+            tags={"purpose": BOOTSTRAP_PURPOSE},
+            public=True,
+        )
+        key = vault_key(
+            self,
+            f"{name}-bootstrap",
+            "acr-boot",
+            in_vault=boot_vault,
+            context=context,
+            baseline=baseline,
+        )
+        grant = rbac.assign(
+            f"{name}-bootstrap-user",
+            rbac.Grant(
+                principal_id=args.key.identity_principal_id,
+                role_id=rbac.KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+                scope=key.id,
+                description="Create the registry with its bootstrap key",
+            ),
+            context,
+            baseline.child(self),
+        )
+        return key, grant
+
+    def _use_platform_key(self, name: str, args: ContainerRegistryArgs) -> None:
+        """Steps 2 and 3 in the module notes."""
+        baseline, context = args.baseline, args.context
+        principal = self.registry.identity.apply(lambda i: i.principal_id if i else None)
+        grant = rbac.assign(
+            f"{name}-platform-key-user",
+            rbac.Grant(
+                principal_id=principal,
+                role_id=rbac.KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+                scope=args.key.key_resource_id,
+                description="The registry wraps its data keys with the platform key",
+            ),
+            context,
+            baseline.child(self),
+        )
+        RegistryKeyRotation(
+            f"{name}-platform-key",
+            registry_id=self.registry.id,
+            # Versionless: the registry follows each rotation of the key.
+            key_identifier=args.key.key.id,
+            opts=baseline.child(self, depends_on=[grant]),
+        )
+
     @staticmethod
-    def _premium(key: KeyAccess) -> dict[str, Any]:
+    def _premium(key: KeyAccess, bootstrap_key: keyvault.Key) -> dict[str, Any]:
         """Inputs only a Premium registry accepts."""
         return {
             "zone_redundancy": "Enabled",
             "network_rule_set": {"default_action": "Deny"},
             "network_rule_bypass_options": "AzureServices",
             "identity": {
-                "type": "UserAssigned",
+                "type": "SystemAssigned, UserAssigned",
                 # ACR keys user-assigned identities by resource id.
                 "user_assigned_identities": key.identity_id.apply(lambda i: {i: {}}),
             },
             "encryption": {
                 "status": "enabled",
                 "key_vault_properties": {
-                    # Versionless: the registry follows each rotation of the key.
-                    "key_identifier": key.key.id,
+                    "key_identifier": bootstrap_key.key_uri,
                     "identity": key.identity_client_id,
                 },
             },

@@ -15,6 +15,7 @@ from infra.common import Baseline
 from infra.gcp.context import GcpProject
 from infra.gcp.key import PlatformKey, PlatformKeyArgs
 from infra.gcp.lake import DataLake, DataLakeArgs
+from infra.gcp.network import Network, NetworkArgs, network_outputs
 from infra.gcp.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.gcp.services import ProjectServices, ProjectServicesArgs
 from infra.settings import PlatformSettings
@@ -46,7 +47,14 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
             requires=[services],
         ),
     )
+    network = Network(
+        baseline.namer.name("network"),
+        NetworkArgs(
+            baseline=baseline, project=project, settings=settings.network, requires=[services]
+        ),
+    )
     outputs: dict[str, Any] = {
+        **network_outputs(network),
         "keyId": key.key.id,
         "keyRing": key.key_ring.id,
         "lakeBucketNames": lake.bucket_names,

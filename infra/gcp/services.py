@@ -9,6 +9,7 @@ import pulumi_gcp as gcp
 
 from infra.common import Baseline
 
+COMPUTE_API = "compute.googleapis.com"
 KMS_API = "cloudkms.googleapis.com"
 STORAGE_API = "storage.googleapis.com"
 ARTIFACT_REGISTRY_API = "artifactregistry.googleapis.com"
@@ -23,7 +24,8 @@ class ProjectServicesArgs:
 
 
 class ProjectServices(pulumi.ComponentResource):
-    """Enables Cloud KMS, Cloud Storage, Artifact Registry and (when images are scanned)
+    """Enables Cloud KMS, Cloud Storage, Artifact Registry, Compute Engine (the network) and
+    (when images are scanned)
     Container Scanning in the stack's project, so a fresh project deploys in one run.
     Destroying the stack leaves the APIs on: other workloads in the project may use them."""
 
@@ -31,7 +33,7 @@ class ProjectServices(pulumi.ComponentResource):
         self, name: str, args: ProjectServicesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:gcp:ProjectServices", name, {}, opts)
-        apis = [KMS_API, STORAGE_API, ARTIFACT_REGISTRY_API]
+        apis = [KMS_API, STORAGE_API, ARTIFACT_REGISTRY_API, COMPUTE_API]
         if args.container_scanning:
             apis.append(CONTAINER_SCANNING_API)
         self.services = {

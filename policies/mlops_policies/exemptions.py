@@ -26,6 +26,20 @@ def _non_prod_standard_registry(resource: Resource) -> bool:
     )
 
 
+def _retained_vault_key(resource: Resource) -> bool:
+    """A Key Vault key: kept by purge protection and retainOnDelete, not by protect."""
+    return resource.type == "azure-native:keyvault:Key"
+
+
+def _registry_bootstrap_vault(resource: Resource) -> bool:
+    """The vault holding the key a prod registry is created with (infra/azure/registry.py)."""
+    tags = resource.props.get("tags") or {}
+    return (
+        resource.type == "azure-native:keyvault:Vault"
+        and tags.get("purpose") == "registry-bootstrap-key"
+    )
+
+
 EXEMPTIONS: tuple[Exemption, ...] = (
     Exemption(
         id="EX-001",
@@ -62,6 +76,28 @@ EXEMPTIONS: tuple[Exemption, ...] = (
             "are Standard and are purged on demand (acr purge)"
         ),
         applies=_non_prod_standard_registry,
+    ),
+    Exemption(
+        id="EX-203",
+        policy="stateful-protected",
+        reason=(
+            "ARM never updates a vault key, so new key parameters come as a new key "
+            "generation and the old key leaves the program; protect would block that "
+            "update. The key stays in the vault: retainOnDelete in prod, and the vault's "
+            "purge protection keeps a deleted key recoverable"
+        ),
+        applies=_retained_vault_key,
+    ),
+    Exemption(
+        id="EX-204",
+        policy="network-private-access",
+        reason=(
+            "ACR takes a customer-managed key only at creation, through a user-assigned "
+            "identity, which a vault firewall does not admit; the registry is created with a "
+            "key in this open vault (RBAC still decides who may use it) and moved to the "
+            "platform key in the closed vault right after"
+        ),
+        applies=_registry_bootstrap_vault,
     ),
 )
 

@@ -13,6 +13,7 @@ from mlops_policies.model import Level, Rule
 from mlops_policies.rules import (
     aws_iam,
     aws_keys,
+    aws_network,
     aws_registry,
     aws_storage,
     azure,
@@ -26,6 +27,7 @@ MODULES: tuple[ModuleType, ...] = (
     aws_registry,
     aws_keys,
     aws_iam,
+    aws_network,
     gcp,
     azure,
     tags,
@@ -81,7 +83,9 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         "",
     ),
     "iam-least-privilege": (
-        "Policy documents grant no wildcard principal and no wildcard action.",
+        "Policy documents grant no wildcard principal and no wildcard action; a VPC endpoint "
+        "policy (a perimeter, not a grant) opens a service to every principal only under a "
+        "condition or for named resources.",
         "mandatory",
         "",
     ),
@@ -89,6 +93,24 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         f"Taggable resources carry the tags {', '.join(REQUIRED_TAGS)}.",
         "mandatory",
         "",
+    ),
+    "network-flow-logs": (
+        "Every network records its traffic in flow logs.",
+        "mandatory",
+        "VPC flow logs (ALL traffic) on AWS, subnet flow logs on GCP, VNet flow logs on Azure.",
+    ),
+    "network-no-open-ingress": (
+        "No security group, firewall rule or NSG rule admits ingress from anywhere "
+        "(0.0.0.0/0, ::/0, the Internet tag).",
+        "mandatory",
+        "Admit named ranges only (the VPC, IAP's range), or reach nodes through SSM or IAP.",
+    ),
+    "network-private-access": (
+        "The network reaches storage, keys and registries privately; in prod, Azure's "
+        "have no public endpoint.",
+        "mandatory",
+        "S3 gateway and interface endpoints on AWS, Private Google Access on GCP, private "
+        "endpoints and publicNetworkAccess Disabled on Azure.",
     ),
     "stateful-protected": (
         "Resources that hold data or keys are protected from deletion.",

@@ -22,6 +22,13 @@ DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
 KEY_VAULT = "azure-native:keyvault:Vault"
 KEY_VAULT_KEY = "azure-native:keyvault:Key"
 CONTAINER_REGISTRY = "azure-native:containerregistry:Registry"
+ML_REGISTRY = "azure-native:machinelearningservices:Registry"
+VIRTUAL_NETWORK = "azure-native:network:VirtualNetwork"
+FLOW_LOG = "azure-native:network:FlowLog"
+NSG = "azure-native:network:NetworkSecurityGroup"
+SECURITY_RULE = "azure-native:network:SecurityRule"
+# Source prefixes that mean "anyone": every address, or the internet service tag.
+ANYWHERE = ("*", "0.0.0.0/0", "::/0", "internet", "any")
 
 ACCESS_LOG_CATEGORIES = ("StorageRead", "StorageWrite", "StorageDelete")
 TLS_VERSIONS = ("TLS1_2", "TLS1_3")
@@ -208,10 +215,15 @@ def key_rotation(resource: Resource) -> Iterator[str]:
     if resource.type == KEY_VAULT_KEY:
         policy = section(section(resource.props, "properties"), "rotationPolicy")
         days = _rotation_days(policy)
+        expiry = duration_days(section(policy, "attributes").get("expiryTime"))
         if days is None:
             yield "Key Vault key has no rotation policy with a rotate action"
         elif days > MAX_ROTATION_DAYS:
             yield f"Key Vault key rotates every {days} days, less often than every 365"
+        if expiry is None:
+            yield "Key Vault key versions never expire (rotationPolicy.attributes.expiryTime)"
+        elif days is not None and expiry <= days:
+            yield f"Key Vault key versions expire after {expiry} days, before rotation at {days}"
     elif resource.type == KEY_VAULT:
         props = section(resource.props, "properties")
         if props.get("enableRbacAuthorization") is not True:
@@ -235,7 +247,63 @@ def registry_cleanup(resource: Resource) -> Iterator[str]:
         yield "container registry keeps untagged manifests forever (retentionPolicy off)"
 
 
+# network-flow-logs
+
+
+def vnet_flow_logs(resources: Sequence[Resource]) -> Findings:
+    logs = [log for log in by_type(resources, FLOW_LOG) if log.props.get("enabled") is not False]
+    for vnet in by_type(resources, VIRTUAL_NETWORK):
+        if not any(log.depends_on("targetResourceId", vnet) for log in logs):
+            yield vnet.urn, "virtual network has no enabled flow log (targetResourceId)"
+
+
+# network-no-open-ingress
+
+
+def _admits_anyone(rule: Mapping[str, Any]) -> bool:
+    if str(rule.get("direction", "")).lower() != "inbound":
+        return False
+    if str(rule.get("access", "")).lower() != "allow":
+        return False
+    sources = [rule.get("sourceAddressPrefix"), *(rule.get("sourceAddressPrefixes") or [])]
+    return any(str(s).lower() in ANYWHERE for s in sources if s is not None)
+
+
+def nsg_open_ingress(resource: Resource) -> Iterator[str]:
+    if resource.type == NSG:
+        rules = [r for r in resource.props.get("securityRules") or [] if isinstance(r, Mapping)]
+    elif resource.type == SECURITY_RULE:
+        rules = [resource.props]
+    else:
+        return
+    for rule in rules:
+        if _admits_anyone(rule):
+            yield f"security rule {rule.get('name', '')!r} allows inbound traffic from anywhere"
+
+
+# network-private-access
+
+
+def _public_network_access(resource: Resource) -> Any:
+    if resource.type == KEY_VAULT:
+        return section(resource.props, "properties").get("publicNetworkAccess")
+    return resource.props.get("publicNetworkAccess")
+
+
+def prod_private_access(resource: Resource) -> Iterator[str]:
+    """Prod storage, vaults and registries have no public endpoint: the network
+    reaches them through private endpoints."""
+    if resource.type not in (STORAGE_ACCOUNT, KEY_VAULT, CONTAINER_REGISTRY, ML_REGISTRY):
+        return
+    if (resource.props.get("tags") or {}).get("environment") != "prod":
+        return
+    if _public_network_access(resource) != "Disabled":
+        yield "prod service has a public endpoint (publicNetworkAccess is not Disabled)"
+
+
 RESOURCE_CHECKS = {
+    "network-no-open-ingress": (nsg_open_ingress,),
+    "network-private-access": (prod_private_access,),
     "storage-cmek": (storage_cmek,),
     "storage-no-public-access": (storage_no_public_access,),
     "storage-tls-only": (storage_tls_only,),
@@ -243,6 +311,7 @@ RESOURCE_CHECKS = {
     "registry-cleanup": (registry_cleanup,),
 }
 STACK_CHECKS = {
+    "network-flow-logs": (vnet_flow_logs,),
     "storage-versioning": (storage_versioning,),
     "storage-access-logging": (storage_access_logging,),
 }

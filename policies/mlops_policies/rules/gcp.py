@@ -14,6 +14,9 @@ from mlops_policies.model import Resource, section
 BUCKET = "gcp:storage/bucket:Bucket"
 CRYPTO_KEY = "gcp:kms/cryptoKey:CryptoKey"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
+SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
+FIREWALL = "gcp:compute/firewall:Firewall"
+ANYWHERE = ("0.0.0.0/0", "::/0")
 # Anyone on the internet, and anyone with any Google account.
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 # Legacy ACL resources: the entity (or "ROLE:entity" pairs) they grant to.
@@ -148,7 +151,36 @@ def registry_cleanup(resource: Resource) -> Iterator[str]:
         yield "Artifact Registry cleanup policies run as a dry run and delete nothing"
 
 
+def subnet_flow_logs(resource: Resource) -> Iterator[str]:
+    if resource.type != SUBNETWORK:
+        return
+    config = section(resource.props, "logConfig")
+    if not config:
+        yield "subnet records no flow logs (logConfig)"
+    elif float(config.get("flowSampling", 0.5)) <= 0:
+        yield "subnet flow logs sample nothing (logConfig.flowSampling is 0)"
+
+
+def firewall_open_ingress(resource: Resource) -> Iterator[str]:
+    props = resource.props
+    if resource.type != FIREWALL or props.get("disabled") is True:
+        return
+    if props.get("direction", "INGRESS") != "INGRESS" or not props.get("allows"):
+        return
+    anywhere = sorted({r for r in props.get("sourceRanges") or [] if r in ANYWHERE})
+    if anywhere:
+        yield f"firewall rule allows ingress from {', '.join(anywhere)}"
+
+
+def subnet_private_access(resource: Resource) -> Iterator[str]:
+    if resource.type == SUBNETWORK and resource.props.get("privateIpGoogleAccess") is not True:
+        yield "subnet reaches Google APIs only through external addresses (privateIpGoogleAccess)"
+
+
 RESOURCE_CHECKS = {
+    "network-flow-logs": (subnet_flow_logs,),
+    "network-no-open-ingress": (firewall_open_ingress,),
+    "network-private-access": (subnet_private_access,),
     "storage-cmek": (cmek,),
     "storage-versioning": (versioning,),
     "storage-no-public-access": (no_public_access,),

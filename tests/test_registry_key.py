@@ -1,0 +1,242 @@
+"""RegistryKeyRotation's provider against a small fake of Azure Resource Manager,
+served on 127.0.0.1 by the test itself: the requests it sends, the operation it
+waits for, and where it stops."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import dill
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from infra.azure.registry_key import RegistryKeyProvider
+
+REGISTRY_ID = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r"
+BOOTSTRAP_KEY = "https://boot.vault.azure.net/keys/mlops-acr-boot-g2"
+PLATFORM_KEY = "https://kv.vault.azure.net/keys/mlops-cmk-g2"
+NEXT_KEY = "https://kv.vault.azure.net/keys/mlops-cmk-g3"
+TOKEN = "test-token"
+
+
+class FakeArm:
+    """One registry and its asynchronous updates, as ARM serves them."""
+
+    def __init__(self) -> None:
+        self.registry: dict[str, Any] = {
+            "id": REGISTRY_ID,
+            "identity": {"type": "SystemAssigned, UserAssigned", "principalId": "p"},
+            "properties": {
+                "encryption": {
+                    "status": "enabled",
+                    "keyVaultProperties": {"keyIdentifier": BOOTSTRAP_KEY, "identity": "uai"},
+                }
+            },
+        }
+        self.requests: list[tuple[str, str, dict[str, Any] | None, str]] = []
+        self.pending: dict[str, Any] | None = None
+        # How each poll of the operation answers, in order; the last one repeats.
+        self.operation = ["InProgress", "Succeeded"]
+        self.polls = 0
+        self.refuse: int | None = None
+
+
+def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args: Any) -> None:
+            return
+
+        def _reply(self, code: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+            payload = json.dumps(body).encode()
+            self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _record(self) -> dict[str, Any] | None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            auth = self.headers.get("Authorization", "")
+            arm.requests.append((self.command, self.path, body, auth))
+            return body
+
+        def do_GET(self) -> None:
+            self._record()
+            if self.path.startswith("/operations/"):
+                status = arm.operation[min(arm.polls, len(arm.operation) - 1)]
+                arm.polls += 1
+                if status == "Succeeded" and arm.pending is not None:
+                    arm.registry["properties"]["encryption"] = arm.pending
+                    arm.pending = None
+                body = {"status": status}
+                if status == "Failed":
+                    body["error"] = {"code": "KeyVaultAccessForbidden"}
+                self._reply(200, body, {"Retry-After": "0"})
+            elif arm.refuse:
+                self._reply(arm.refuse, {"error": {"code": "AuthorizationFailed"}})
+            else:
+                self._reply(200, arm.registry)
+
+        def do_PATCH(self) -> None:
+            body = self._record() or {}
+            arm.pending = copy.deepcopy(body["properties"]["encryption"])
+            host = f"http://{self.headers['Host']}"
+            self._reply(
+                201,
+                arm.registry,
+                {"Azure-AsyncOperation": f"{host}/operations/1", "Retry-After": "0"},
+            )
+
+    return Handler
+
+
+@pytest.fixture
+def arm() -> Iterator[tuple[FakeArm, RegistryKeyProvider]]:
+    fake = FakeArm()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
+    thread.start()
+
+    class Local(RegistryKeyProvider):
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        timeout_seconds = 5.0
+        poll_seconds = 0.01
+        request_seconds = 5.0
+
+        def token(self) -> str:
+            return TOKEN
+
+    try:
+        yield fake, Local()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _methods(fake: FakeArm) -> list[str]:
+    return [method for method, *_ in fake.requests]
+
+
+def test_create_moves_the_registry_to_the_platform_key_through_its_own_identity(arm) -> None:
+    fake, provider = arm
+    result = provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert result.id == f"{REGISTRY_ID}/encryption"
+    assert fake.registry["properties"]["encryption"] == {
+        "status": "enabled",
+        "keyVaultProperties": {"keyIdentifier": PLATFORM_KEY, "identity": "system"},
+    }
+    # Read, change, wait for the operation (polled until it succeeded), read back.
+    assert _methods(fake) == ["GET", "PATCH", "GET", "GET", "GET"]
+    patch = fake.requests[1]
+    assert patch[1] == f"{REGISTRY_ID}?api-version=2023-07-01"
+    assert patch[2] == {
+        "properties": {
+            "encryption": {
+                "status": "enabled",
+                "keyVaultProperties": {"keyIdentifier": PLATFORM_KEY, "identity": "system"},
+            }
+        }
+    }
+    assert {auth for *_, auth in fake.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_a_registry_already_on_the_key_is_left_alone(arm) -> None:
+    fake, provider = arm
+    fake.registry["properties"]["encryption"]["keyVaultProperties"] = {
+        "keyIdentifier": PLATFORM_KEY,
+        "identity": "system",
+    }
+    provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert _methods(fake) == ["GET"]
+
+
+def test_a_new_key_generation_is_followed_and_only_a_new_registry_replaces(arm) -> None:
+    fake, provider = arm
+    old = {"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY}
+    new = {**old, "keyIdentifier": NEXT_KEY}
+    diff = provider.diff("id", old, new)
+    assert (diff.changes, diff.replaces) == (True, [])
+    moved = provider.diff("id", old, {**old, "registryId": REGISTRY_ID + "2"})
+    assert moved.replaces == ["registryId"]
+    assert provider.diff("id", old, dict(old)).changes is False
+    provider.update("id", old, new)
+    assert fake.registry["properties"]["encryption"]["keyVaultProperties"] == {
+        "keyIdentifier": NEXT_KEY,
+        "identity": "system",
+    }
+
+
+def test_a_registry_without_its_own_identity_is_refused_before_any_change(arm) -> None:
+    fake, provider = arm
+    fake.registry["identity"] = {"type": "UserAssigned"}
+    with pytest.raises(RuntimeError, match="no system-assigned identity"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert "PATCH" not in _methods(fake)
+
+
+def test_a_failed_operation_fails_the_deployment(arm) -> None:
+    fake, provider = arm
+    fake.operation = ["InProgress", "Failed"]
+    with pytest.raises(RuntimeError, match=r"registry update failed: .*KeyVaultAccessForbidden"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+
+
+def test_an_operation_that_never_ends_times_out(arm) -> None:
+    fake, provider = arm
+    fake.operation = ["InProgress"]
+    provider.timeout_seconds = 0.3
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"still inprogress after 0\.3 s"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert time.monotonic() - started < 3
+    assert fake.polls >= 2
+
+
+def test_a_refused_request_names_the_status(arm) -> None:
+    fake, provider = arm
+    fake.refuse = 403
+    with pytest.raises(RuntimeError, match=r"GET .*: HTTP 403: .*AuthorizationFailed"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+
+
+def test_deleting_changes_nothing(arm) -> None:
+    fake, provider = arm
+    provider.delete("id", {"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert fake.requests == []
+
+
+def test_the_serialized_provider_loads_in_a_process_started_elsewhere(tmp_path: Path) -> None:
+    """Pulumi stores the provider by reference and runs it in its own process;
+    `make install` puts the repository on the venv's path so that works anywhere."""
+    blob = serialize_provider(RegistryKeyProvider())
+    assert b"infra.azure.registry_key" in base64.b64decode(blob)
+    assert dill.loads(base64.b64decode(blob)).api_version == "2023-07-01"
+    script = (
+        "import base64, sys, dill; "
+        "p = dill.loads(base64.b64decode(sys.argv[1])); "
+        "print(type(p).__name__, p.endpoint)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, blob],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "RegistryKeyProvider https://management.azure.com"
