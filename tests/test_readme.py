@@ -49,5 +49,6 @@ def test_error_examples_are_what_the_settings_say() -> None:
         _message(
             "aws-dev", **{"mlops:acceleratorPools": {"tpu-pool": {"kind": "tpu", "type": "v5e"}}}
         ),
+        _message("aws-dev", **{"mlops:network": {"cidr": "8.8.0.0/16"}}),
     ]
     assert block.strip().splitlines() == expected
