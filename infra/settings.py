@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.catalogs import close_matches, sagemaker_inference_instance_types
+
 PROJECT = "mlops"
 NAMESPACE = f"{PROJECT}:"
 STACKS_DIR = "stacks"
@@ -290,19 +292,132 @@ ACCELERATOR_CLOUDS: dict[str, frozenset[str]] = {
 }
 
 
-class Monitoring(Model):
-    data_capture_percent: Annotated[int, Field(ge=0, le=100)] = 10
-    drift_check_schedule: Literal["hourly", "daily"] = "daily"
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_DIGEST = r"^sha256:[a-f0-9]{64}$"
+# A relative object path: no leading '/', no '..' segment, no empty segment.
+ARTIFACT_PATH = r"^(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$"
+
+
+class ImageRef(Model):
+    """A serving image in the stack's own container registry, pinned by tag or digest."""
+
+    repository: RepositoryName
+    tag: Annotated[str, _matches("image tag", IMAGE_TAG, "letters, digits, _ . -")] | None = None
+    digest: Annotated[str, _matches("image digest", IMAGE_DIGEST, "sha256:<64 hex>")] | None = None
+
+    @model_validator(mode="after")
+    def _pinned(self) -> ImageRef:
+        if (self.tag is None) == (self.digest is None):
+            raise ValueError("give the image exactly one of tag or digest")
+        return self
+
+
+class ArtifactRef(Model):
+    """Where the model's artifact lies in the lake: a zone and a path inside it."""
+
+    zone: ZoneName
+    path: Annotated[
+        str,
+        _matches(
+            "artifact path", ARTIFACT_PATH, "a relative path like models/churn/3/model.tar.gz"
+        ),
+    ]
+
+
+class ServedModel(Model):
+    """The image (and its artifact from the lake), or a version of the stack's model registry."""
+
+    image: ImageRef | None = None
+    artifact: ArtifactRef | None = None
+    registry_version: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ServedModel:
+        if self.registry_version is not None and (self.image or self.artifact):
+            raise ValueError(
+                "registryVersion names image and artifact itself; give one or the other"
+            )
+        if self.registry_version is None and self.image is None:
+            raise ValueError("give an image (with its artifact) or a registryVersion")
+        return self
+
+
+UTILIZATION_METRICS = ("cpuUtilization", "gpuUtilization")
+
+
+class Autoscaling(Model):
+    """Target tracking between minReplicas and maxReplicas."""
+
+    metric: Literal["invocationsPerReplica", "cpuUtilization", "gpuUtilization"] = (
+        "invocationsPerReplica"
+    )
+    # Invocations per replica per minute, or a utilization percentage.
+    target: Annotated[int, Field(ge=1, le=100_000)] = 100
+    scale_in_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    scale_out_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+
+    @model_validator(mode="after")
+    def _percent(self) -> Autoscaling:
+        if self.metric in UTILIZATION_METRICS and self.target > 100:
+            raise ValueError(f"target {self.target} is not a percentage for {self.metric}")
+        return self
+
+
+class DataCapture(Model):
+    """The share of requests and responses kept in the lake, encrypted with the platform key,
+    under `capture/<endpoint>/` in `zone` (the lake's first zone unless named)."""
+
+    percent: Annotated[int, Field(ge=0, le=100)] = 10
+    zone: ZoneName | None = None
+
+
+class Alarms(Model):
+    """When the endpoint is unhealthy: these alarms also roll a rollout back."""
+
+    errors_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 5
+    latency_p99_ms: Annotated[int, Field(ge=1, le=600_000)] = 1000
+    evaluation_minutes: Annotated[int, Field(ge=1, le=60)] = 3
+
+
+class Rollout(Model):
+    """How a new model version takes the traffic; any alarm of the endpoint rolls it back."""
+
+    strategy: Literal["allAtOnce", "canary", "linear"] = "allAtOnce"
+    canary_percent: Annotated[int, Field(ge=1, le=50)] = 10
+    linear_step_percent: Annotated[int, Field(ge=5, le=50)] = 20
+    # The bake time: how long each step waits, watching the alarms, before the next.
+    wait_minutes: Annotated[int, Field(ge=1, le=120)] = 10
+
+    @model_validator(mode="after")
+    def _applies(self) -> Rollout:
+        for key, strategy in (("canaryPercent", "canary"), ("linearStepPercent", "linear")):
+            name = "canary_percent" if strategy == "canary" else "linear_step_percent"
+            if name in self.model_fields_set and self.strategy != strategy:
+                raise ValueError(f"{key} applies to strategy {strategy}, not {self.strategy}")
+        return self
+
+
+class EndpointAccelerator(Model):
+    """Accelerators attached to a machine type, where the cloud separates them (GCP)."""
+
+    type: Annotated[str, Field(min_length=1)]
+    count: Annotated[int, Field(ge=1, le=16)] = 1
 
 
 class EndpointSettings(Model):
-    image: Annotated[str, Field(min_length=1)]
-    model_artifact: Annotated[str, Field(min_length=1)]
+    """A private, autoscaled model endpoint that captures its traffic and rolls out safely."""
+
+    model: ServedModel
     instance_type: Annotated[str, Field(min_length=1)]
-    accelerator: AcceleratorKind | None = None
+    accelerator: EndpointAccelerator | None = None
     min_replicas: Annotated[int, Field(ge=1, le=100)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 2
-    monitoring: Monitoring = Monitoring()
+    autoscaling: Autoscaling = Autoscaling()
+    data_capture: DataCapture = DataCapture()
+    rollout: Rollout = Rollout()
+    alarms: Alarms = Alarms()
+    # The container makes no outbound call (models that download at start-up cannot).
+    network_isolation: bool = True
 
     @model_validator(mode="after")
     def _bounds(self) -> EndpointSettings:
@@ -593,35 +708,101 @@ def _check_network(stack: str, cloud: str, project: ProjectSettings) -> None:
         )
 
 
+def _check_endpoint_sources(
+    stack: str, project: ProjectSettings, name: str, endpoint: EndpointSettings
+) -> None:
+    key = f"{NAMESPACE}endpoints.{name}.model"
+    model = endpoint.model
+    repositories = project.registries.containers.repositories
+    if model.image is not None and model.image.repository not in repositories:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.image.repository",
+            f"{model.image.repository!r} is not one of the stack's repositories "
+            f"({', '.join(repositories)}; registries.containers.repositories)",
+        )
+    if model.artifact is not None and model.artifact.zone not in project.lake.zones:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.artifact.zone",
+            f"{model.artifact.zone!r} is not a lake zone ({', '.join(project.lake.zones)})",
+        )
+    capture_zone = endpoint.data_capture.zone
+    if capture_zone is not None and capture_zone not in project.lake.zones:
+        raise SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}endpoints.{name}.dataCapture.zone",
+            f"{capture_zone!r} is not a lake zone ({', '.join(project.lake.zones)})",
+        )
+    if model.registry_version is not None and not project.registries.models.enabled:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.registryVersion",
+            "needs the stack's model registry (registries.models.enabled is false)",
+        )
+
+
+def _check_sagemaker_endpoint(stack: str, name: str, endpoint: EndpointSettings) -> None:
+    key = f"{NAMESPACE}endpoints.{name}"
+    types, version = sagemaker_inference_instance_types()
+    if endpoint.instance_type not in types:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.instanceType",
+            f"{endpoint.instance_type!r} is not a SageMaker real-time inference instance type "
+            f"(botocore {version} lists {len(types)})"
+            + close_matches(endpoint.instance_type, types),
+        )
+    if endpoint.accelerator is not None:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.accelerator",
+            "is not supported on aws: a SageMaker instance type carries its accelerators "
+            "(ml.g5, ml.p4d, ml.inf2, ...); choose the type instead; remove it",
+        )
+    if endpoint.rollout.strategy != "allAtOnce" and endpoint.min_replicas < 2:
+        raise SettingsError(
+            stack_file(stack),
+            f"{key}.minReplicas",
+            f"a {endpoint.rollout.strategy} rollout shifts part of the instances, so it needs "
+            f"at least 2 (got {endpoint.min_replicas})",
+        )
+
+
+def _check_endpoint(
+    stack: str, cloud: str, project: ProjectSettings, name: str, endpoint: EndpointSettings
+) -> None:
+    _check_endpoint_sources(stack, project, name, endpoint)
+    if cloud != "aws":
+        raise SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}endpoints",
+            f"is validated but not provisioned on {cloud} by this release; remove it until it is",
+        )
+    _check_sagemaker_endpoint(stack, name, endpoint)
+
+
 def _check_cloud_support(stack: str, cloud: str, project: ProjectSettings) -> None:
     _check_unsupported(stack, cloud, project)
     _check_network(stack, cloud, project)
     if cloud == "azure":
         _check_azure(stack, project)
-    for kind, entries in (
-        ("endpoints", project.endpoints),
-        ("acceleratorPools", project.accelerator_pools),
-    ):
-        for name, entry in sorted(entries.items()):
-            accelerator = getattr(entry, "kind", None) or getattr(entry, "accelerator", None)
-            if accelerator and cloud not in ACCELERATOR_CLOUDS[accelerator]:
-                field = "kind" if kind == "acceleratorPools" else "accelerator"
-                raise SettingsError(
-                    stack_file(stack),
-                    f"{NAMESPACE}{kind}.{name}.{field}",
-                    f"{accelerator} is not offered on {cloud} "
-                    f"(offered on {', '.join(sorted(ACCELERATOR_CLOUDS[accelerator]))})",
-                )
-    for kind, entries in (
-        ("endpoints", project.endpoints),
-        ("acceleratorPools", project.accelerator_pools),
-    ):
-        if entries:
+    for name, pool in sorted(project.accelerator_pools.items()):
+        if cloud not in ACCELERATOR_CLOUDS[pool.kind]:
             raise SettingsError(
                 stack_file(stack),
-                f"{NAMESPACE}{kind}",
-                "is validated but not provisioned by this release; remove it until it is",
+                f"{NAMESPACE}acceleratorPools.{name}.kind",
+                f"{pool.kind} is not offered on {cloud} "
+                f"(offered on {', '.join(sorted(ACCELERATOR_CLOUDS[pool.kind]))})",
             )
+    if project.accelerator_pools:
+        raise SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}acceleratorPools",
+            "is validated but not provisioned by this release; remove it until it is",
+        )
+    for name, endpoint in sorted(project.endpoints.items()):
+        _check_endpoint(stack, cloud, project, name, endpoint)
     tiering = project.lake.tiering
     if (
         cloud == "aws"
@@ -665,5 +846,6 @@ def load(stack: str, values: Mapping[str, Any]) -> PlatformSettings:
         stack_file=stack_file(stack),
         region=region,
         gcp_project=gcp_project,
-        **project.model_dump(by_alias=False),
+        # The validated objects themselves: validators run once, on the stack file's keys.
+        **{field: getattr(project, field) for field in ProjectSettings.model_fields},
     )

@@ -72,25 +72,33 @@ def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> N
         first = (tmp_path / "a" / f"aws-dev.{suffix}").read_bytes()
         assert first == (tmp_path / "b" / f"aws-dev.{suffix}").read_bytes()
     line = result.stdout.strip()
-    assert line.startswith("aws-dev: 76 resources, 0 mandatory / 0 advisory violations, ")
+    assert line.startswith("aws-dev: 88 resources, 0 mandatory / 0 advisory violations, ")
     assert line.endswith(" s")
 
 
-def test_bad_stack_file_is_one_line_and_plans_nothing(tmp_path: Path) -> None:
-    stack_file = ROOT / "stacks" / "Pulumi.aws-tmp-badzone-dev.yaml"
-    text = (ROOT / "stacks" / "Pulumi.aws-dev.yaml").read_text()
-    stack_file.write_text(text.replace("zones: [raw, curated, features]", "zones: [raw, Raw Data]"))
-    try:
-        result = _cli("--stack", "aws-tmp-badzone-dev", "--out", str(tmp_path))
-    finally:
-        stack_file.unlink()
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
+@pytest.fixture
+def stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stacks folder of this test's own, holding copies of the shipped files, so a
+    test's extra stack file is never seen by a test running beside it."""
+    folder = tmp_path / "stacks"
+    shutil.copytree(ROOT / "stacks", folder)
+    monkeypatch.setattr(stackfiles, "stacks_dir", lambda: folder)
+    return folder
+
+
+def test_bad_stack_file_is_one_line_and_plans_nothing(
+    stacks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (stacks / "Pulumi.aws-dev.yaml").read_text()
+    bad = text.replace("zones: [raw, curated, features]", "zones: [raw, Raw Data]")
+    (stacks / "Pulumi.aws-tmp-badzone-dev.yaml").write_text(bad)
+    out = tmp_path / "plan"
+    assert main(["--stack", "aws-tmp-badzone-dev", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
         "stacks/Pulumi.aws-tmp-badzone-dev.yaml: mlops:lake.zones[1]: 'Raw Data' is not a valid "
         f"zone name ({NAME_RULE})"
     ]
-    assert "Traceback" not in result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert not out.exists()
 
 
 def test_unknown_stack_name_is_one_line() -> None:
@@ -99,14 +107,10 @@ def test_unknown_stack_name_is_one_line() -> None:
     assert result.stderr.strip() == "stacks/Pulumi.no-such-stack.yaml: no such stack file"
 
 
-def test_any_stack_file_can_be_planned_by_name() -> None:
-    stack_file = ROOT / "stacks" / "Pulumi.aws-sandbox-dev.yaml"
-    shutil.copy(ROOT / "stacks" / "Pulumi.aws-dev.yaml", stack_file)
-    try:
-        assert "aws-sandbox-dev" in stackfiles.stack_names()
-        plan = plan_stack("aws-sandbox-dev")
-    finally:
-        stack_file.unlink()
+def test_any_stack_file_can_be_planned_by_name(stacks: Path) -> None:
+    shutil.copy(stacks / "Pulumi.aws-dev.yaml", stacks / "Pulumi.aws-sandbox-dev.yaml")
+    assert "aws-sandbox-dev" in stackfiles.stack_names()
+    plan = plan_stack("aws-sandbox-dev")
     assert plan.findings == []
     names = plan.outputs["lakeBucketNames"]
     assert names["raw"] == "mlops-aws-sandbox-dev-lake-raw"
@@ -117,7 +121,7 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
 
     text = render(planned("aws-prod"))
     assert text.startswith("## Plan: `aws-prod` (aws, prod, eu-west-1)")
-    assert "**79 resources** to create (the stack included" in text
+    assert "**91 resources** to create (the stack included" in text
     assert "policies: **pass** (0 mandatory, 0 advisory violations)" in text
     assert "| `mlops-aws-prod-lake-raw` | `aws:s3/bucket:Bucket` | yes | yes |" in text
     assert "| `aws:s3/bucket:Bucket` | 4 |" in text
@@ -125,18 +129,14 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
 
 
 def test_mandatory_violation_fails_the_plan_and_is_reported(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stacks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack_file = ROOT / "stacks" / "Pulumi.aws-tmp-mutable-dev.yaml"
-    text = (ROOT / "stacks" / "Pulumi.aws-dev.yaml").read_text()
-    stack_file.write_text(
+    text = (stacks / "Pulumi.aws-dev.yaml").read_text()
+    (stacks / "Pulumi.aws-tmp-mutable-dev.yaml").write_text(
         text + "  mlops:registries:\n    containers:\n      immutableTags: false\n"
     )
-    try:
-        # In process: the CLI's own entry point, without a second import of the SDKs.
-        status = main(["--stack", "aws-tmp-mutable-dev", "--out", str(tmp_path)])
-    finally:
-        stack_file.unlink()
+    # In process: the CLI's own entry point, without a second import of the SDKs.
+    status = main(["--stack", "aws-tmp-mutable-dev", "--out", str(tmp_path)])
     printed = capsys.readouterr()
     assert status == 1
     assert "2 mandatory / 0 advisory violations" in printed.out

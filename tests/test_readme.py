@@ -29,6 +29,14 @@ def test_stack_file_example_plans_cleanly() -> None:
     assert sorted(plan.outputs["lakeBucketNames"]) == ["curated", "features", "raw"]
 
 
+def test_endpoint_example_plans_cleanly() -> None:
+    example = yaml.safe_load("config:\n" + _block("### Endpoints", "yaml"))["config"]
+    values = {**stackfiles.stack_values("aws-prod"), **example}
+    plan = plan_values("aws-prod", values)
+    assert plan.mandatory == []
+    assert plan.outputs["endpointNames"] == {"churn": "mlops-aws-prod-churn"}
+
+
 def _message(stack: str, **changes: object) -> str:
     values = copy.deepcopy(stackfiles.stack_values(stack))
     values.update(changes)

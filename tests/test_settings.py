@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from infra.catalogs import sagemaker_inference_instance_types
 from infra.settings import NAME_RULE, SettingsError, load
 from tools import stackfiles
 
@@ -198,16 +199,6 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
             }
         },
         f"{F}: mlops:acceleratorPools.gpu: maxNodes (1) is below minNodes (3)",
-    ),
-    (
-        "endpoints are validated but not yet provisioned",
-        {
-            "mlops:endpoints": {
-                "churn": {"image": "i", "modelArtifact": "s3://m", "instanceType": "ml.m5.large"}
-            }
-        },
-        f"{F}: mlops:endpoints: is validated but not provisioned by this release; remove it "
-        "until it is",
     ),
 ]
 
@@ -422,3 +413,156 @@ def test_network_defaults_fit_every_cloud_and_keep_subnets_in_place() -> None:
     # A /24 with /27 subnets is enough for a NAT stack over three zones.
     small = {"cidr": "192.168.10.0/24", "subnetPrefixLength": 27, "zones": 3, "egress": "nat"}
     assert len(_load(**{"mlops:network": small}).network.subnets("aws")) == 6
+
+
+def _endpoint(stack: str = BASE, **fields: Any) -> str:
+    churn = {
+        "model": {
+            "image": {"repository": "serving", "tag": "1.0.0"},
+            "artifact": {"zone": "curated", "path": "models/churn/1/model.tar.gz"},
+        },
+        "instanceType": "ml.m5.large",
+        **fields,
+    }
+    return _error(stack, **{"mlops:endpoints": {"churn": churn}})
+
+
+E = "mlops:endpoints.churn"
+SAGEMAKER_TYPES, BOTOCORE = sagemaker_inference_instance_types()
+ENDPOINT_BAD: list[tuple[str, str, dict[str, Any], str]] = [
+    (
+        "instance type SageMaker does not offer",
+        BASE,
+        {"instanceType": "ml.g5.xlarg"},
+        f"{F}: {E}.instanceType: 'ml.g5.xlarg' is not a SageMaker real-time inference "
+        f"instance type (botocore {BOTOCORE} lists {len(SAGEMAKER_TYPES)}); did you mean "
+        "ml.g5.xlarge, ml.g5.8xlarge, ml.g5.4xlarge?",
+    ),
+    (
+        "image from a repository the stack does not have",
+        BASE,
+        {"model": {"image": {"repository": "inference", "tag": "1"}}},
+        f"{F}: {E}.model.image.repository: 'inference' is not one of the stack's repositories "
+        "(training, serving; registries.containers.repositories)",
+    ),
+    (
+        "artifact outside the lake's zones",
+        BASE,
+        {
+            "model": {
+                "image": {"repository": "serving", "tag": "1"},
+                "artifact": {"zone": "gold", "path": "m.tar.gz"},
+            }
+        },
+        f"{F}: {E}.model.artifact.zone: 'gold' is not a lake zone (raw, curated, features)",
+    ),
+    (
+        "artifact path escaping its zone",
+        BASE,
+        {
+            "model": {
+                "image": {"repository": "serving", "tag": "1"},
+                "artifact": {"zone": "raw", "path": "../other/m.tar.gz"},
+            }
+        },
+        f"{F}: {E}.model.artifact.path: '../other/m.tar.gz' is not a valid artifact path "
+        "(a relative path like models/churn/3/model.tar.gz)",
+    ),
+    (
+        "image both tagged and digested",
+        BASE,
+        {"model": {"image": {"repository": "serving", "tag": "1", "digest": "sha256:" + "a" * 64}}},
+        f"{F}: {E}.model.image: give the image exactly one of tag or digest",
+    ),
+    (
+        "registry version beside an image",
+        BASE,
+        {"model": {"image": {"repository": "serving", "tag": "1"}, "registryVersion": 3}},
+        f"{F}: {E}.model: registryVersion names image and artifact itself; give one or the other",
+    ),
+    (
+        "accelerator block on SageMaker",
+        BASE,
+        {"accelerator": {"type": "NVIDIA_L4", "count": 1}},
+        f"{F}: {E}.accelerator: is not supported on aws: a SageMaker instance type carries its "
+        "accelerators (ml.g5, ml.p4d, ml.inf2, ...); choose the type instead; remove it",
+    ),
+    (
+        "canary on one replica",
+        BASE,
+        {"rollout": {"strategy": "canary"}},
+        f"{F}: {E}.minReplicas: a canary rollout shifts part of the instances, so it needs at "
+        "least 2 (got 1)",
+    ),
+    (
+        "canary size on a linear rollout",
+        BASE,
+        {"rollout": {"strategy": "linear", "canaryPercent": 20}},
+        f"{F}: {E}.rollout: canaryPercent applies to strategy canary, not linear",
+    ),
+    (
+        "utilization above 100 percent",
+        BASE,
+        {"autoscaling": {"metric": "gpuUtilization", "target": 150}},
+        f"{F}: {E}.autoscaling: target 150 is not a percentage for gpuUtilization",
+    ),
+    (
+        "replica bounds",
+        BASE,
+        {"minReplicas": 3, "maxReplicas": 2},
+        f"{F}: {E}: maxReplicas (2) is below minReplicas (3)",
+    ),
+    (
+        "capture into a zone the lake does not have",
+        BASE,
+        {"dataCapture": {"percent": 10, "zone": "gold"}},
+        f"{F}: {E}.dataCapture.zone: 'gold' is not a lake zone (raw, curated, features)",
+    ),
+    (
+        "endpoints not yet provisioned on gcp",
+        "gcp-dev",
+        {"instanceType": "n1-standard-4"},
+        "stacks/Pulumi.gcp-dev.yaml: mlops:endpoints: is validated but not provisioned on gcp by "
+        "this release; remove it until it is",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("stack", "fields", "expected"),
+    [b[1:] for b in ENDPOINT_BAD],
+    ids=[b[0] for b in ENDPOINT_BAD],
+)
+def test_bad_endpoint_settings_are_one_precise_line(
+    stack: str, fields: dict[str, Any], expected: str
+) -> None:
+    assert _endpoint(stack, **fields) == expected
+
+
+def test_a_registry_version_needs_the_model_registry() -> None:
+    churn = {"model": {"registryVersion": 3}, "instanceType": "ml.m5.large"}
+    message = _error(
+        **{
+            "mlops:registries": {"models": {"enabled": False}},
+            "mlops:endpoints": {"churn": churn},
+        }
+    )
+    assert message == (
+        f"{F}: {E}.model.registryVersion: needs the stack's model registry "
+        "(registries.models.enabled is false)"
+    )
+
+
+def test_endpoint_defaults() -> None:
+    churn = _load().endpoints["churn"]
+    assert (churn.min_replicas, churn.max_replicas) == (1, 2)
+    assert churn.autoscaling.metric == "invocationsPerReplica"
+    assert churn.rollout.strategy == "allAtOnce"
+    assert churn.network_isolation is True
+    assert churn.data_capture.zone is None
+    prod = _load("aws-prod").endpoints["churn"]
+    assert (prod.instance_type, prod.min_replicas, prod.rollout.strategy) == (
+        "ml.g5.xlarge",
+        2,
+        "canary",
+    )

@@ -121,6 +121,11 @@ class CloudMocks(Mocks):
                 "zoneIds": [f"{self.region[:2]}{self.region[-1]}-az{i}" for i in (1, 2, 3)],
                 "id": self.region,
             },
+            "aws:ec2/getPrefixList:getPrefixList": {
+                "id": "pl-6da54004",
+                "name": args.args.get("name"),
+                "cidrBlocks": ["52.218.0.0/17"],
+            },
             "aws:ec2/getVpcEndpointService:getVpcEndpointService": {
                 "availabilityZones": [f"{self.region}{z}" for z in "abc"],
                 "serviceName": args.args.get("serviceName"),
@@ -173,7 +178,8 @@ class CloudMocks(Mocks):
             arn = f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{group}"
             return group, {"arn": arn, "name": group}
         arn = f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{name}"
-        extra: dict[str, Any] = {"arn": arn}
+        # Autonamed resources get their logical name (the engine would add a suffix).
+        extra: dict[str, Any] = {"arn": arn, "name": state.get("name") or name}
         if typ == "aws:ec2/eip:Eip":
             extra["allocationId"] = f"eipalloc-{stable_uuid(typ, name)[:17].replace('-', '')}"
         if typ == "aws:ecr/repository:Repository":

@@ -31,7 +31,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +59,28 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
         "xksKeyId",
     ),
     "aws:ecr/repository:Repository": ("encryptionConfigurations", "name"),
+    # Not stateful, but a model version ships as their replacement; listed so
+    # the plan diff shows it. A SageMaker model and endpoint configuration are
+    # immutable (every input forces a new one); an endpoint only updates.
+    "aws:sagemaker/model:Model": (
+        "containers",
+        "enableNetworkIsolation",
+        "executionRoleArn",
+        "inferenceExecutionConfig",
+        "name",
+        "primaryContainer",
+        "vpcConfig",
+    ),
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": (
+        "asyncInferenceConfig",
+        "dataCaptureConfig",
+        "kmsKeyArn",
+        "name",
+        "namePrefix",
+        "productionVariants",
+        "shadowProductionVariants",
+    ),
+    "aws:sagemaker/endpoint:Endpoint": ("name",),
     "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
     "gcp:storage/bucket:Bucket": ("location", "name", "project"),
     "gcp:kms/keyRing:KeyRing": ("location", "name", "project"),
@@ -146,6 +168,8 @@ class Resource:
     inputs: Mapping[str, Any]
     # retainOnDelete: leaving the stack only forgets it; the cloud keeps it.
     retained: bool = False
+    # Input property -> URNs of the resources its value came from.
+    sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -235,6 +259,9 @@ def _resource(state: Mapping[str, Any]) -> Resource:
         protect=bool(state.get("protect", False)),
         inputs=state.get("inputs") or {},
         retained=bool(state.get("retainOnDelete", False)),
+        sources={
+            prop: tuple(urns) for prop, urns in (state.get("propertyDependencies") or {}).items()
+        },
     )
 
 
@@ -396,7 +423,40 @@ def _compare(
             reasons = forced_replacements(new.type, [p.path for p in props])
         if props or reasons or old.protect != new.protect:
             changed.append(Change(old, new, props, reasons))
+    if facts is None:
+        changed = _cascade(before, after, changed)
     return added, removed, tuple(changed)
+
+
+def _cascade(
+    before: Mapping[str, Resource], after: Mapping[str, Resource], changed: list[Change]
+) -> list[Change]:
+    """A replaced resource gets a new id and, when autonamed, a new name: every
+    input that came from it changes too, though an offline plan shows the same
+    value. Follow that to a fixpoint, so a new model version shows its model and
+    endpoint configuration replaced and the endpoint updated."""
+    by_urn = {change.after.urn: change for change in changed}
+    replaced = {urn for urn, change in by_urn.items() if change.replaces}
+    frontier = set(replaced)
+    while frontier:
+        reached: set[str] = set()
+        for urn in sorted(set(before) & set(after)):
+            new = after[urn]
+            props = sorted(p for p, urns in new.sources.items() if frontier & set(urns))
+            if not props:
+                continue
+            change = by_urn.get(urn) or Change(before[urn], new, (), ())
+            known = {p.path for p in change.properties}
+            extra = tuple(PropertyDiff(p, MISSING, MISSING) for p in props if p not in known)
+            reasons = tuple(
+                sorted(set(change.replace_reasons) | set(forced_replacements(new.type, props)))
+            )
+            by_urn[urn] = Change(change.before, new, change.properties + extra, reasons)
+            if reasons and urn not in replaced:
+                replaced.add(urn)
+                reached.add(urn)
+        frontier = reached
+    return [by_urn[urn] for urn in sorted(by_urn)]
 
 
 def _renames(

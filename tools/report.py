@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_policies.catalog import STATEFUL_TYPES
 
 if TYPE_CHECKING:
+    from infra.settings import EndpointSettings
     from tools.plan import StackPlan
 
 
@@ -27,6 +28,44 @@ def _policy_section(plan: StackPlan) -> list[str]:
     for f in plan.findings:
         lines.append(f"| {f.level} | {f.policy} | `{_short(f.urn)}` | {f.message} |")
     return lines
+
+
+def _model(endpoint: EndpointSettings) -> str:
+    model = endpoint.model
+    if model.registry_version is not None:
+        return f"registry version {model.registry_version}"
+    assert model.image is not None  # settings require one source
+    pin = f":{model.image.tag}" if model.image.tag else f"@{model.image.digest}"
+    return f"`{model.image.repository}{pin}`"
+
+
+def _rollout(endpoint: EndpointSettings) -> str:
+    rollout = endpoint.rollout
+    if rollout.strategy == "canary":
+        return f"canary {rollout.canary_percent}%, {rollout.wait_minutes} min bake"
+    if rollout.strategy == "linear":
+        return f"linear {rollout.linear_step_percent}% steps, {rollout.wait_minutes} min each"
+    return "all at once"
+
+
+def _endpoints(plan: StackPlan) -> list[str]:
+    endpoints = plan.settings.endpoints
+    if not endpoints:
+        return []
+    lines = [
+        "### Endpoints",
+        "",
+        "| endpoint | model | instance type | replicas | autoscaling | rollout | capture |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, e in sorted(endpoints.items()):
+        scaling = f"{e.autoscaling.metric} {e.autoscaling.target}"
+        replicas = f"{e.min_replicas} to {e.max_replicas}"
+        lines.append(
+            f"| `{name}` | {_model(e)} | `{e.instance_type}` | {replicas} "
+            f"| {scaling} | {_rollout(e)} | {e.data_capture.percent}% |"
+        )
+    return [*lines, ""]
 
 
 def _outputs(outputs: dict[str, Any]) -> list[str]:
@@ -54,6 +93,7 @@ def render(plan: StackPlan) -> str:
         "",
         *_policy_section(plan),
         "",
+        *_endpoints(plan),
         "### Stateful resources",
         "",
         "| resource | type | protect | retainOnDelete |",

@@ -16,8 +16,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.context import AwsAccount, policy_document
-from infra.aws.endpoints import INTERFACE_ENDPOINTS, EndpointScope, s3_gateway_policy
 from infra.aws.identity import service_role
+from infra.aws.vpc_endpoints import INTERFACE_ENDPOINTS, EndpointScope, s3_gateway_policy
 from infra.common import Baseline, EncryptionKey, PrivateNetwork
 from infra.settings import NetworkSettings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.aws.context import AwsAccount
-from infra.aws.endpoints import EndpointScope
+from infra.aws.endpoint import ModelEndpoint, ModelEndpointArgs, ServingPlacement
 from infra.aws.identity import PlatformRoles, PlatformRolesArgs
 from infra.aws.key import PlatformKey, PlatformKeyArgs
 from infra.aws.lake import DataLake, DataLakeArgs
@@ -16,6 +16,7 @@ from infra.aws.registry import (
     ModelRegistry,
     ModelRegistryArgs,
 )
+from infra.aws.vpc_endpoints import EndpointScope
 from infra.common import Baseline
 from infra.settings import PlatformSettings
 
@@ -68,7 +69,35 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
     }
     if lake.logs is not None:
         outputs["lakeAccessLogBucket"] = lake.logs.bucket.bucket
+    model_group = None
     if settings.registries.models.enabled:
         models = ModelRegistry(namer.name("models"), ModelRegistryArgs(baseline))
-        outputs["modelPackageGroup"] = models.group.model_package_group_name
+        model_group = models.group.model_package_group_name
+        outputs["modelPackageGroup"] = model_group
+    placement = ServingPlacement(
+        vpc_id=network.vpc.id,
+        subnet_ids=network.subnet_ids,
+        vpc_cidr=settings.network.cidr,
+        bucket_names=lake.bucket_names,
+        repository_urls=containers.repository_urls,
+        model_group=model_group,
+        runtime_role=roles.runtime,
+    )
+    endpoints = {
+        name: ModelEndpoint(
+            namer.name("serve", name),
+            ModelEndpointArgs(
+                baseline=baseline,
+                account=account,
+                endpoint=name,
+                settings=endpoint,
+                placement=placement,
+                encryption=key.encryption,
+                capture_zone=endpoint.data_capture.zone or settings.lake.zones[0],
+            ),
+        )
+        for name, endpoint in sorted(settings.endpoints.items())
+    }
+    if endpoints:
+        outputs["endpointNames"] = {n: e.endpoint.name for n, e in endpoints.items()}
     return outputs

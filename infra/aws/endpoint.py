@@ -1,0 +1,387 @@
+"""`mlops:aws:ModelEndpoint`: a SageMaker real-time endpoint, private, autoscaled,
+capturing its traffic into the lake and rolled out blue/green.
+
+A new model version is a new SageMaker model and a new endpoint configuration
+(both immutable, so both are autonamed and replaced create-before-delete); the
+endpoint itself only updates, shifting traffic to the new fleet in the
+rollout's steps and rolling back if any of its alarms fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.aws.context import AwsAccount, policy_document
+from infra.aws.key import USAGE_ACTIONS
+from infra.catalogs import sagemaker_local_storage
+from infra.common import Baseline, EncryptionKey
+from infra.settings import EndpointSettings
+
+VARIANT = "primary"
+HTTPS = 443
+CAPTURE_PREFIX = "capture"
+# Hosting needs these on any resource: SageMaker places the model's network
+# interfaces in the stack's subnets as the runtime role.
+VPC_ACTIONS = sorted(
+    [
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DeleteNetworkInterfacePermission",
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+    ]
+)
+ROUTING = {"allAtOnce": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}
+CUSTOM_METRICS = {"cpuUtilization": "CPUUtilization", "gpuUtilization": "GPUUtilization"}
+
+
+@dataclass(frozen=True)
+class ServingPlacement:
+    """Where endpoints run and what they read: the stack's private network and
+    the stack's stores, registries and runtime role."""
+
+    vpc_id: pulumi.Output[str]
+    subnet_ids: list[pulumi.Output[str]]
+    vpc_cidr: str
+    bucket_names: Mapping[str, pulumi.Output[str]]
+    repository_urls: Mapping[str, pulumi.Output[str]]
+    model_group: pulumi.Output[str] | None
+    runtime_role: aws.iam.Role
+
+
+@dataclass(frozen=True)
+class ModelEndpointArgs:
+    baseline: Baseline
+    account: AwsAccount
+    endpoint: str
+    settings: EndpointSettings
+    placement: ServingPlacement
+    encryption: EncryptionKey
+    capture_zone: str
+
+
+def _s3(bucket: pulumi.Input[str], key: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat("s3://", bucket, "/", key)
+
+
+class ModelEndpoint(pulumi.ComponentResource):
+    """A SageMaker model run by the stack's runtime role in the stack's private
+    subnets, behind a security group that only reaches the VPC's endpoints and
+    S3, with network isolation as the settings ask; an endpoint configuration
+    encrypted with the platform key (instance types with local NVMe storage are
+    encrypted in hardware instead) that captures requests and responses into
+    the lake under the platform key; the endpoint, `mlops-<stack>-<name>`, with
+    a blue/green rollout that its 5XX and latency alarms roll back; target
+    tracking autoscaling between the replica bounds; and a role policy that lets
+    the runtime role read this model's artifact, write its capture prefix, use
+    the key and write its logs and metrics, nothing more."""
+
+    def __init__(
+        self, name: str, args: ModelEndpointArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:aws:ModelEndpoint", name, {}, opts)
+        self._args = args
+        baseline, settings = args.baseline, args.settings
+        self.endpoint_name = baseline.namer.name(args.endpoint)
+        permissions = self._runtime_policy(name)
+        self.security_group = self._security_group(name)
+        self.model = aws.sagemaker.Model(
+            f"{name}-model",
+            execution_role_arn=args.placement.runtime_role.arn,
+            primary_container=self._container(),
+            vpc_config={
+                "subnets": args.placement.subnet_ids,
+                "security_group_ids": [self.security_group.id],
+            },
+            enable_network_isolation=settings.network_isolation,
+            tags=self._tags(),
+            # The role must hold its permissions before SageMaker checks them.
+            opts=baseline.child(self, depends_on=[permissions]),
+        )
+        self.config = aws.sagemaker.EndpointConfiguration(
+            f"{name}-config",
+            production_variants=[
+                {
+                    "variant_name": VARIANT,
+                    "model_name": self.model.name,
+                    "instance_type": settings.instance_type,
+                    "initial_instance_count": settings.min_replicas,
+                    "initial_variant_weight": 1,
+                }
+            ],
+            data_capture_config=self._capture(),
+            tags=self._tags(),
+            # Immutable: autonamed, so a change creates the new one before the old goes.
+            opts=baseline.child(self),
+            **self._volume_key(),
+        )
+        self.alarms = self._alarms(name)
+        self.endpoint = aws.sagemaker.Endpoint(
+            f"{name}-endpoint",
+            name=self.endpoint_name,
+            endpoint_config_name=self.config.name,
+            deployment_config=self._deployment(),
+            tags=self._tags(),
+            opts=baseline.child(self),
+        )
+        self._autoscaling(name)
+        self.register_outputs(
+            {"endpointName": self.endpoint.name, "endpointArn": self.endpoint.arn}
+        )
+
+    def _tags(self) -> dict[str, str]:
+        return {**self._args.baseline.tags, "endpoint": self._args.endpoint}
+
+    @property
+    def _capture_key(self) -> str:
+        return f"{CAPTURE_PREFIX}/{self._args.endpoint}/"
+
+    def _container(self) -> dict[str, Any]:
+        args = self._args
+        model, placement = args.settings.model, args.placement
+        if model.registry_version is not None:
+            assert placement.model_group is not None  # settings require the registry
+            package = pulumi.Output.concat(
+                "model-package/", placement.model_group, f"/{model.registry_version}"
+            )
+            return {"model_package_name": args.account.arn("sagemaker", package)}
+        assert model.image is not None  # settings require an image without a version
+        url = placement.repository_urls[model.image.repository]
+        pin = f":{model.image.tag}" if model.image.tag else f"@{model.image.digest}"
+        container: dict[str, Any] = {"image": pulumi.Output.concat(url, pin), "mode": "SingleModel"}
+        if model.artifact is not None:
+            bucket = placement.bucket_names[model.artifact.zone]
+            container["model_data_url"] = _s3(bucket, model.artifact.path)
+        return container
+
+    def _capture(self) -> dict[str, Any]:
+        args = self._args
+        bucket = args.placement.bucket_names[args.capture_zone]
+        percent = args.settings.data_capture.percent
+        return {
+            "enable_capture": percent > 0,
+            "initial_sampling_percentage": percent,
+            "destination_s3_uri": _s3(bucket, self._capture_key),
+            "kms_key_id": args.encryption.id,
+            "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
+            "capture_content_type_header": {"json_content_types": ["application/json"]},
+        }
+
+    def _volume_key(self) -> dict[str, Any]:
+        """SageMaker refuses a KmsKeyId for instance types with local NVMe storage,
+        which it encrypts in hardware."""
+        if sagemaker_local_storage(self._args.settings.instance_type):
+            return {}
+        return {"kms_key_arn": self._args.encryption.id}
+
+    def _deployment(self) -> dict[str, Any]:
+        rollout = self._args.settings.rollout
+        wait = rollout.wait_minutes * 60
+        routing: dict[str, Any] = {
+            "type": ROUTING[rollout.strategy],
+            "wait_interval_in_seconds": wait,
+        }
+        if rollout.strategy == "canary":
+            routing["canary_size"] = {"type": "CAPACITY_PERCENT", "value": rollout.canary_percent}
+        elif rollout.strategy == "linear":
+            routing["linear_step_size"] = {
+                "type": "CAPACITY_PERCENT",
+                "value": rollout.linear_step_percent,
+            }
+        return {
+            "blue_green_update_policy": {
+                "traffic_routing_configuration": routing,
+                # The old fleet stays this long after the shift, ready to take traffic back.
+                "termination_wait_in_seconds": wait,
+            },
+            "auto_rollback_configuration": {
+                "alarms": [{"alarm_name": alarm.name} for alarm in self.alarms]
+            },
+        }
+
+    def _alarms(self, name: str) -> list[aws.cloudwatch.MetricAlarm]:
+        alarms = self._args.settings.alarms
+        dimensions = {"EndpointName": self.endpoint_name, "VariantName": VARIANT}
+        common = {
+            "namespace": "AWS/SageMaker",
+            "dimensions": dimensions,
+            "period": 60,
+            "evaluation_periods": alarms.evaluation_minutes,
+            "comparison_operator": "GreaterThanThreshold",
+            # No traffic is not a failure; a rollout is judged on requests.
+            "treat_missing_data": "notBreaching",
+            "tags": self._tags(),
+            "opts": self._args.baseline.child(self),
+        }
+        errors = aws.cloudwatch.MetricAlarm(
+            f"{name}-5xx",
+            alarm_description=f"{self.endpoint_name}: 5XX errors from the model",
+            metric_name="Invocation5XXErrors",
+            statistic="Sum",
+            threshold=alarms.errors_per_minute,
+            **common,
+        )
+        latency = aws.cloudwatch.MetricAlarm(
+            f"{name}-latency",
+            alarm_description=f"{self.endpoint_name}: p99 model latency",
+            metric_name="ModelLatency",
+            extended_statistic="p99",
+            # ModelLatency is reported in microseconds.
+            threshold=alarms.latency_p99_ms * 1000,
+            **common,
+        )
+        return [errors, latency]
+
+    def _autoscaling(self, name: str) -> None:
+        settings = self._args.settings
+        scaling = settings.autoscaling
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling",
+            service_namespace="sagemaker",
+            resource_id=pulumi.Output.concat(
+                "endpoint/", self.endpoint.name, f"/variant/{VARIANT}"
+            ),
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=settings.min_replicas,
+            max_capacity=settings.max_replicas,
+            opts=self._args.baseline.child(self),
+        )
+        tracking: dict[str, Any] = {
+            "target_value": scaling.target,
+            "scale_in_cooldown": scaling.scale_in_cooldown_seconds,
+            "scale_out_cooldown": scaling.scale_out_cooldown_seconds,
+        }
+        if scaling.metric == "invocationsPerReplica":
+            tracking["predefined_metric_specification"] = {
+                "predefined_metric_type": "SageMakerVariantInvocationsPerInstance"
+            }
+        else:
+            tracking["customized_metric_specification"] = {
+                "metric_name": CUSTOM_METRICS[scaling.metric],
+                "namespace": "/aws/sagemaker/Endpoints",
+                "dimensions": [
+                    {"name": "EndpointName", "value": self.endpoint_name},
+                    {"name": "VariantName", "value": VARIANT},
+                ],
+                "statistic": "Average",
+                "unit": "Percent",
+            }
+        aws.appautoscaling.Policy(
+            f"{name}-scaling",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension,
+            target_tracking_scaling_policy_configuration=tracking,
+            opts=self._args.baseline.child(self),
+        )
+
+    def _security_group(self, name: str) -> aws.ec2.SecurityGroup:
+        args = self._args
+        baseline = args.baseline
+        group = aws.ec2.SecurityGroup(
+            f"{name}-model",
+            vpc_id=args.placement.vpc_id,
+            description=f"SageMaker model {args.endpoint}: HTTPS to the VPC's endpoints and S3",
+            # Nothing connects to the model's interfaces; SageMaker invokes it.
+            ingress=[],
+            egress=[],
+            tags={**self._tags(), "Name": f"{name}-model"},
+            opts=baseline.child(self),
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-model-endpoints",
+            security_group_id=group.id,
+            description="HTTPS to the VPC's interface endpoints",
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            cidr_ipv4=args.placement.vpc_cidr,
+            opts=baseline.child(self),
+        )
+        s3 = aws.ec2.get_prefix_list_output(name=f"com.amazonaws.{baseline.region}.s3")
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-model-s3",
+            security_group_id=group.id,
+            description="HTTPS to S3 through the gateway endpoint",
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            prefix_list_id=s3.id,
+            opts=baseline.child(self),
+        )
+        return group
+
+    def _runtime_policy(self, name: str) -> aws.iam.RolePolicy:
+        args = self._args
+        account, settings, placement = args.account, args.settings, args.placement
+        statements: list[dict[str, Any]] = []
+        if settings.model.artifact is not None:
+            bucket = placement.bucket_names[settings.model.artifact.zone]
+            statements.append(
+                {
+                    "Sid": "ReadModelArtifact",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": pulumi.Output.concat(
+                        "arn:",
+                        account.partition,
+                        ":s3:::",
+                        bucket,
+                        "/",
+                        settings.model.artifact.path,
+                    ),
+                }
+            )
+        capture = placement.bucket_names[args.capture_zone]
+        statements += [
+            {
+                "Sid": "WriteCapture",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": pulumi.Output.concat(
+                    "arn:", account.partition, ":s3:::", capture, "/", self._capture_key, "*"
+                ),
+            },
+            {
+                "Sid": "UsePlatformKey",
+                "Effect": "Allow",
+                "Action": [*USAGE_ACTIONS, "kms:CreateGrant"],
+                "Resource": args.encryption.id,
+            },
+            {
+                "Sid": "WriteEndpointLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": account.arn("logs", "log-group:/aws/sagemaker/Endpoints/*"),
+            },
+            {
+                "Sid": "WriteEndpointMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                # PutMetricData takes no resource; the namespace narrows it.
+                "Resource": "*",
+                "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            },
+            {
+                "Sid": "PlaceInTheNetwork",
+                "Effect": "Allow",
+                "Action": VPC_ACTIONS,
+                "Resource": "*",
+            },
+        ]
+        return aws.iam.RolePolicy(
+            f"{name}-runtime",
+            role=placement.runtime_role.id,
+            policy=policy_document(*statements),
+            opts=args.baseline.child(self),
+        )
