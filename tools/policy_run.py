@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_policies.pack import crossguard_policies, environment_levels
+from mlops_policies.pack import crossguard_policies, environment_levels, environment_settings
 from pulumi_policy import (
     PolicyCustomTimeouts,
     PolicyResource,
@@ -83,6 +83,7 @@ def _settle(result: Any) -> None:
 
 def evaluate(registrations: Sequence[Registration], environment: str) -> list[Finding]:
     levels = environment_levels(environment)
+    settings = environment_settings(environment)
     resources = [r for r in registrations if r.type != "pulumi:pulumi:Stack"]
     findings: list[Finding] = []
     for policy in crossguard_policies():
@@ -96,7 +97,13 @@ def evaluate(registrations: Sequence[Registration], environment: str) -> list[Fi
         if isinstance(policy, ResourceValidationPolicy):
             for reg in resources:
                 args = ResourceValidationArgs(
-                    reg.type, reg.inputs, reg.urn, reg.name, _options(reg), None
+                    reg.type,
+                    reg.inputs,
+                    reg.urn,
+                    reg.name,
+                    _options(reg),
+                    None,
+                    config=settings.get(policy.name, {}),
                 )
                 _settle(policy.validate(args, lambda m, u, _u=reg.urn, _r=report: _r(m, u, _u=_u)))
         else:

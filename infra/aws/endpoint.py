@@ -253,6 +253,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=settings.min_replicas,
             max_capacity=settings.max_replicas,
+            tags=self._tags(),
             opts=self._args.baseline.child(self),
         )
         tracking: dict[str, Any] = {

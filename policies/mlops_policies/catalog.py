@@ -48,6 +48,7 @@ TAG_PROPERTY: dict[str, str] = {
     "aws:sagemaker/endpointConfiguration:EndpointConfiguration": "tags",
     "aws:sagemaker/endpoint:Endpoint": "tags",
     "aws:cloudwatch/metricAlarm:MetricAlarm": "tags",
+    "aws:appautoscaling/target:Target": "tags",
     "gcp:storage/bucket:Bucket": "labels",
     "gcp:kms/cryptoKey:CryptoKey": "labels",
     "gcp:artifactregistry/repository:Repository": "labels",
@@ -87,3 +88,45 @@ POLICY_DOCUMENT_PROPERTY: dict[str, str] = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
     "aws:iam/role:Role": "assumeRolePolicy",
 }
+
+
+# Nitro instance families with local NVMe instance storage, which SageMaker
+# encrypts in hardware and for which it refuses an endpoint configuration's
+# KmsKeyId. From the EC2 instance store tables (instance store volumes,
+# checked 2026-11): the `d` families, and these GPU and Trainium families.
+LOCAL_STORAGE_FAMILIES = frozenset(
+    {"g4ad", "g4dn", "g5", "g6", "g6e", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "trn1", "trn1n"}
+)
+
+
+def instance_family(instance_type: str) -> str:
+    """`g5` from `ml.g5.xlarge` (SageMaker) or `g5.xlarge` (EC2)."""
+    parts = instance_type.split(".")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def has_local_storage(instance_type: str) -> bool:
+    """True when the instance type has local NVMe storage (no KMS key for it then)."""
+    family = instance_family(instance_type)
+    if family in LOCAL_STORAGE_FAMILIES:
+        return True
+    # c5d, m5d, r5d, m6id, c6id, r6id, ...: a `d` after the generation digit.
+    generation = next((i for i, c in enumerate(family) if c.isdigit()), -1)
+    return generation >= 0 and "d" in family[generation + 1 :]
+
+
+# Instance families by the accelerator they carry, where the family name says it.
+ACCELERATOR_FAMILY_PREFIXES: dict[str, str] = {"inf": "inferentia", "trn": "trainium"}
+
+
+def accelerator_kind(instance_type: str) -> str | None:
+    """The accelerator an AWS instance type carries, if any: GPU families start
+    with g or p and a generation digit (g5, g6e, p4d, p5), Inferentia with inf,
+    Trainium with trn."""
+    family = instance_family(instance_type)
+    for prefix, kind in ACCELERATOR_FAMILY_PREFIXES.items():
+        if family.startswith(prefix):
+            return kind
+    if family[:1] in ("g", "p") and family[1:2].isdigit():
+        return "gpu"
+    return None

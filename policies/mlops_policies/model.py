@@ -32,6 +32,8 @@ class Violation:
 
 ResourceCheck = Callable[[Resource], Iterable[str]]
 StackCheck = Callable[[Sequence[Resource]], Iterable[tuple[str, str]]]
+# A check that reads the rule's settings from the environment's pack config.
+ConfiguredCheck = Callable[[Resource, Mapping[str, Any]], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,21 @@ class Rule:
     resource_checks: tuple[ResourceCheck, ...] = ()
     stack_checks: tuple[StackCheck, ...] = ()
     remediation: str = ""
+    configured_checks: tuple[ConfiguredCheck, ...] = ()
+    # JSON schema properties of the rule's settings in policies/config/<env>.json.
+    config_properties: Mapping[str, Any] = field(default_factory=dict)
 
-    def findings(self, resources: Sequence[Resource]) -> Iterable[tuple[str, str]]:
+    def findings(
+        self, resources: Sequence[Resource], config: Mapping[str, Any] | None = None
+    ) -> Iterable[tuple[str, str]]:
         for check in self.stack_checks:
             yield from check(resources)
         for resource in resources:
             for check in self.resource_checks:
                 for message in check(resource):
+                    yield resource.urn, message
+            for configured in self.configured_checks:
+                for message in configured(resource, config or {}):
                     yield resource.urn, message
 
 

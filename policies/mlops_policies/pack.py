@@ -11,6 +11,7 @@ from typing import Any
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
+    PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
@@ -57,11 +58,15 @@ def from_policy_resource(resource: PolicyResource) -> Resource:
 
 
 def _metadata(rule: Rule) -> dict[str, Any]:
+    schema = None
+    if rule.config_properties:
+        schema = PolicyConfigSchema(properties=dict(rule.config_properties))
     return {
         "name": rule.name,
         "description": rule.description,
         "enforcement_level": LEVELS[rule.level],
         "remediation_steps": rule.remediation or None,
+        "config_schema": schema,
     }
 
 
@@ -70,7 +75,7 @@ def _resource_policy(rule: Rule) -> Policy:
         resource = from_validation_args(args)
         if exemption_for(rule.name, resource):
             return
-        for _urn, message in rule.findings([resource]):
+        for _urn, message in rule.findings([resource], args.get_config()):
             report(message, None)
 
     return ResourceValidationPolicy(validate=validate, **_metadata(rule))
@@ -92,13 +97,29 @@ def crossguard_policies() -> list[Policy]:
     return [_stack_policy(r) if r.stack_checks else _resource_policy(r) for r in RULES]
 
 
+def _pack_config(environment: str) -> Mapping[str, Any]:
+    return json.loads((CONFIG_DIR / f"{environment}.json").read_text())
+
+
+def environment_settings(environment: str) -> dict[str, dict[str, Any]]:
+    """Each rule's settings in the environment's pack config (all but the level),
+    as the engine hands them to the policy (`args.get_config()`)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, value in _pack_config(environment).items():
+        if isinstance(value, dict):
+            found[name] = {k: v for k, v in value.items() if k != "enforcementLevel"}
+    return found
+
+
 def environment_levels(environment: str) -> dict[str, Level]:
     """Each rule's enforcement level once the environment's pack config is applied,
     as `pulumi preview --policy-pack-config policies/config/<env>.json` applies it."""
     levels: dict[str, Level] = {rule.name: rule.level for rule in RULES}
-    config: Mapping[str, Any] = json.loads((CONFIG_DIR / f"{environment}.json").read_text())
-    for name, value in config.items():
-        level = value.get("enforcementLevel") if isinstance(value, dict) else value
+    for name, value in _pack_config(environment).items():
+        if isinstance(value, dict):
+            level = value.get("enforcementLevel", levels.get(name, "mandatory"))
+        else:
+            level = value
         if level not in LEVELS or (name != "all" and name not in levels):
             raise ValueError(f"policies/config/{environment}.json: {name}: unknown policy or level")
         if name == "all":

@@ -19,6 +19,7 @@ from mlops_policies.rules import (
     azure,
     gcp,
     protection,
+    serving,
     tags,
 )
 
@@ -30,6 +31,7 @@ MODULES: tuple[ModuleType, ...] = (
     aws_network,
     gcp,
     azure,
+    serving,
     tags,
     protection,
 )
@@ -112,6 +114,43 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         "S3 gateway and interface endpoints on AWS, Private Google Access on GCP, private "
         "endpoints and publicNetworkAccess Disabled on Azure.",
     ),
+    "serving-encryption": (
+        "Model endpoints encrypt their serving volumes (where the instance type's storage is "
+        "not encrypted in hardware) and their captured traffic with the platform key.",
+        "mandatory",
+        "",
+    ),
+    "serving-private": (
+        "Prod model endpoints run in the stack's private network.",
+        "mandatory",
+        "",
+    ),
+    "serving-data-capture": (
+        "Prod model endpoints capture a share of their traffic, so drift can be watched.",
+        "mandatory",
+        "",
+    ),
+    "serving-replicas": (
+        "Prod model endpoints run at least two replicas, and never scale in below two.",
+        "mandatory",
+        "",
+    ),
+    "serving-autoscaling": (
+        "Every model endpoint is autoscaled by target tracking, with max >= min.",
+        "mandatory",
+        "",
+    ),
+    "serving-alarms": (
+        "Every model endpoint has error and latency alarms on its own dimensions.",
+        "mandatory",
+        "",
+    ),
+    "serving-accelerators": (
+        "Model endpoints use only the accelerator families the environment allows "
+        "(allowedAcceleratorFamilies in policies/config/<env>.json).",
+        "mandatory",
+        "Choose an allowed family, or change the environment's list on purpose.",
+    ),
     "stateful-protected": (
         "Resources that hold data or keys are protected from deletion.",
         "mandatory",
@@ -126,7 +165,7 @@ def _collect(attribute: str, name: str) -> tuple:
 
 def _validate_names() -> None:
     for module in MODULES:
-        for attribute in ("RESOURCE_CHECKS", "STACK_CHECKS"):
+        for attribute in ("RESOURCE_CHECKS", "STACK_CHECKS", "CONFIGURED_CHECKS"):
             unknown = set(getattr(module, attribute, {})) - set(DEFINITIONS)
             if unknown:
                 raise KeyError(f"{module.__name__}.{attribute} names unknown rules {unknown}")
@@ -142,6 +181,12 @@ RULES: tuple[Rule, ...] = tuple(
         resource_checks=_collect("RESOURCE_CHECKS", name),
         stack_checks=_collect("STACK_CHECKS", name),
         remediation=remediation,
+        configured_checks=_collect("CONFIGURED_CHECKS", name),
+        config_properties={
+            key: schema
+            for module in MODULES
+            for key, schema in getattr(module, "CONFIG_PROPERTIES", {}).get(name, {}).items()
+        },
     )
     for name, (description, level, remediation) in DEFINITIONS.items()
 )
