@@ -43,3 +43,28 @@ def policy_document(*statements: Mapping[str, Any]) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps(
         {"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True
     )
+
+
+HTTPS = 443
+
+
+def https_rule(
+    rule: type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEgressRule],
+    name: str,
+    group: pulumi.Input[str],
+    description: str,
+    opts: pulumi.ResourceOptions,
+    **peer: Any,
+) -> pulumi.CustomResource:
+    """One HTTPS rule of a security group, with its peer (`cidr_ipv4`,
+    `prefix_list_id`, ...): the only port the platform's groups open."""
+    return rule(
+        name,
+        security_group_id=group,
+        description=description,
+        ip_protocol="tcp",
+        from_port=HTTPS,
+        to_port=HTTPS,
+        opts=opts,
+        **peer,
+    )

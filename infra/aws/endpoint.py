@@ -16,14 +16,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.context import AwsAccount, policy_document
+from infra.aws.context import AwsAccount, https_rule, policy_document
 from infra.aws.key import USAGE_ACTIONS
 from infra.catalogs import sagemaker_local_storage
 from infra.common import Baseline, EncryptionKey
 from infra.settings import EndpointSettings
 
 VARIANT = "primary"
-HTTPS = 443
 CAPTURE_PREFIX = "capture"
 # Hosting needs these on any resource: SageMaker places the model's network
 # interfaces in the stack's subnets as the runtime role.
@@ -299,26 +298,23 @@ class ModelEndpoint(pulumi.ComponentResource):
             tags={**self._tags(), "Name": f"{name}-model"},
             opts=baseline.child(self),
         )
-        aws.vpc.SecurityGroupEgressRule(
+        egress = aws.vpc.SecurityGroupEgressRule
+        https_rule(
+            egress,
             f"{name}-model-endpoints",
-            security_group_id=group.id,
-            description="HTTPS to the VPC's interface endpoints",
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
+            group.id,
+            "HTTPS to the VPC's interface endpoints",
+            baseline.child(self),
             cidr_ipv4=args.placement.vpc_cidr,
-            opts=baseline.child(self),
         )
         s3 = aws.ec2.get_prefix_list_output(name=f"com.amazonaws.{baseline.region}.s3")
-        aws.vpc.SecurityGroupEgressRule(
+        https_rule(
+            egress,
             f"{name}-model-s3",
-            security_group_id=group.id,
-            description="HTTPS to S3 through the gateway endpoint",
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
+            group.id,
+            "HTTPS to S3 through the gateway endpoint",
+            baseline.child(self),
             prefix_list_id=s3.id,
-            opts=baseline.child(self),
         )
         return group
 

@@ -15,13 +15,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.context import AwsAccount, policy_document
+from infra.aws.context import AwsAccount, https_rule, policy_document
 from infra.aws.identity import service_role
 from infra.aws.vpc_endpoints import INTERFACE_ENDPOINTS, EndpointScope, s3_gateway_policy
 from infra.common import Baseline, EncryptionKey, PrivateNetwork
 from infra.settings import NetworkSettings
 
-HTTPS = 443
 FLOW_LOG_ACTIONS = sorted(
     [
         "logs:CreateLogStream",
@@ -224,16 +223,14 @@ class Network(pulumi.ComponentResource):
             tags=self._tags(f"{name}-endpoints"),
             opts=baseline.child(self),
         )
-        aws.vpc.SecurityGroupIngressRule(
+        https_rule(
+            aws.vpc.SecurityGroupIngressRule,
             f"{name}-endpoints-https",
-            security_group_id=group.id,
-            description="HTTPS from the VPC",
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
+            group.id,
+            "HTTPS from the VPC",
+            baseline.child(self),
             cidr_ipv4=self._args.settings.cidr,
             tags=self._tags(f"{name}-endpoints-https"),
-            opts=baseline.child(self),
         )
         return group
 
