@@ -9,9 +9,17 @@ STACK ?=
 BASE ?= origin/main
 PLAN_DIR := build/plan
 
-.PHONY: install lint format test plan plan-diff preview up clean
+.PHONY: help install lint format test plan plan-diff preview up clean
+.DEFAULT_GOAL := help
 
-install: $(STAMP)
+# One `--stack` per name in STACK (a name, a stack file name or its path).
+STACK_ARGS = $(foreach stack,$(STACK),--stack $(stack))
+
+help: ## Show the targets and what they do (the default)
+	@echo "make <target> [STACK=\"name ...\"] [BASE=<revision>]"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 14
+
+install: $(STAMP) ## Create .venv and install the pinned requirements (every target does this first)
 
 # The last step puts the repository on the venv's path: Pulumi runs dynamic
 # providers in a process of their own, which imports them from `infra`.
@@ -22,29 +30,29 @@ $(STAMP): requirements.txt
 	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'mlops-platform.pth').write_text(str(pathlib.Path.cwd()) + chr(10))"
 	touch $(STAMP)
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff lint and format check, workflow schema check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-format: $(STAMP)
+format: $(STAMP) ## Fix lint findings and format the code
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP)
+test: $(STAMP) ## The test suite on Pulumi mocks
 	$(PY) -m pytest
 
-plan: $(STAMP)
-	$(PY) -m tools.plan --out $(PLAN_DIR) $(if $(STACK),--stack $(STACK))
+plan: $(STAMP) ## Plan every stack offline, or those in STACK, into build/plan
+	$(PY) -m tools.plan --out $(PLAN_DIR) $(STACK_ARGS)
 
-plan-diff: $(STAMP)
-	$(PY) -m tools.plandiff --base $(BASE) $(if $(STACK),--stack $(STACK))
+plan-diff: $(STAMP) ## What this checkout changes against BASE (default origin/main), every stack or STACK
+	$(PY) -m tools.plandiff --base $(BASE) $(STACK_ARGS)
 
-preview: $(STAMP)
-	$(PY) -m tools.pulumi_cli preview $(if $(STACK),--stack $(STACK))
+preview: $(STAMP) ## pulumi preview with the policy pack, every stack or STACK (needs the Pulumi CLI)
+	$(PY) -m tools.pulumi_cli preview $(STACK_ARGS)
 
-up: $(STAMP)
-	$(PY) -m tools.pulumi_cli up --stack $(STACK)
+up: $(STAMP) ## pulumi up with the policy pack for STACK (needs the Pulumi CLI)
+	$(PY) -m tools.pulumi_cli up $(STACK_ARGS)
 
-clean:
+clean: ## Remove build/ (plans, plan diffs) and tool caches; keeps .venv
 	rm -rf build .pytest_cache .ruff_cache

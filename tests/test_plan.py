@@ -101,10 +101,42 @@ def test_bad_stack_file_is_one_line_and_plans_nothing(
     assert not out.exists()
 
 
-def test_unknown_stack_name_is_one_line() -> None:
+def test_unknown_stack_name_is_one_line_listing_the_stacks() -> None:
     result = _cli("--stack", "no-such-stack", "--out", "/nonexistent")
     assert result.returncode == 2
-    assert result.stderr.strip() == "stacks/Pulumi.no-such-stack.yaml: no such stack file"
+    assert result.stderr.strip() == (
+        "stacks/Pulumi.no-such-stack.yaml: no such stack file (stacks: "
+        + ", ".join(stackfiles.stack_names())
+        + ")"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_a_stack_file_name_or_path_names_its_stack(stacks: Path, tmp_path: Path) -> None:
+    assert stackfiles.stack_name("aws-dev") == "aws-dev"
+    assert stackfiles.stack_name("Pulumi.aws-dev.yaml") == "aws-dev"
+    assert stackfiles.stack_name("stacks/Pulumi.gcp-prod.yaml") == "gcp-prod"
+    out = tmp_path / "plan"
+    assert main(["--stack", str(stacks / "Pulumi.gcp-prod.yaml"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["gcp-prod.json", "gcp-prod.md"]
+
+
+def test_a_stack_that_fails_to_plan_leaves_no_plan_and_gone_stacks_leave_none(
+    stacks: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan"
+    out.mkdir()
+    for stale in ("aws-dev", "deleted-stack"):
+        for suffix in ("json", "md"):
+            (out / f"{stale}.{suffix}").write_text("old")
+    (stacks / "Pulumi.aws-dev.yaml").write_text(
+        (stacks / "Pulumi.aws-dev.yaml").read_text().replace("owner: ml-platform", "owner: ML")
+    )
+    for name in ("aws-prod", "azure-dev", "azure-prod", "gcp-dev", "gcp-prod"):
+        (stacks / f"Pulumi.{name}.yaml").unlink()
+    assert main(["--out", str(out)]) == 2
+    # The broken stack's old plan and the deleted stack's plan are both gone.
+    assert list(out.iterdir()) == []
 
 
 def test_any_stack_file_can_be_planned_by_name(stacks: Path) -> None:

@@ -135,12 +135,32 @@ def write(plan: StackPlan, out: Path) -> None:
     (out / f"{plan.stack}.md").write_text(report.render(plan))
 
 
+def forget(out: Path, stack: str) -> None:
+    """Remove a stack's plan files: a stack that fails to plan leaves none behind."""
+    for suffix in ("json", "md"):
+        (out / f"{stack}.{suffix}").unlink(missing_ok=True)
+
+
+def prune(out: Path, stacks: list[str]) -> None:
+    """Remove the plans of stacks whose files no longer exist."""
+    if out.is_dir():
+        for path in sorted(out.glob("*.json")):
+            if path.stem not in stacks:
+                forget(out, path.stem)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "plan")
-    parser.add_argument("--stack", action="append", help="stack name (repeatable); default all")
+    parser.add_argument(
+        "--stack",
+        action="append",
+        help="stack name or stack file name/path (repeatable); default all",
+    )
     args = parser.parse_args(argv)
-    stacks = args.stack or stackfiles.stack_names()
+    stacks = [stackfiles.stack_name(s) for s in args.stack or []] or stackfiles.stack_names()
+    if not args.stack:
+        prune(args.out, stacks)
     status = 0
     for stack in stacks:
         started = time.perf_counter()
@@ -148,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             plan = plan_stack(stack)
         except (SettingsError, FileNotFoundError) as error:
             print(str(error), file=sys.stderr)
+            forget(args.out, stack)
             status = 2
             continue
         write(plan, args.out)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tools.stackfiles import list_stacks
+from tools.stackfiles import list_stacks, stack_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLOUDS = ("aws", "gcp", "azure")
@@ -932,7 +932,8 @@ def main(
             return 0
         out = args.out.resolve()
         types = default_stateful_types() if stateful is None else stateful
-        diffs = plan_diff(root, args.base, args.stack, out, types)
+        stacks = [stack_name(s) for s in args.stack]
+        diffs = plan_diff(root, args.base, stacks, out, types)
     except (UsageError, ValueError) as error:
         print(f"plandiff: {error}", file=sys.stderr)
         return 2

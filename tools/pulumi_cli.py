@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "up" and len(args.stack) != 1:
         print("make up needs exactly one stack: make up STACK=<name>", file=sys.stderr)
         return 2
-    stacks = args.stack or stackfiles.stack_names()
+    stacks = [stackfiles.stack_name(s) for s in args.stack] or stackfiles.stack_names()
     try:
         environments = {stack: _environment(stack) for stack in stacks}
     except (SettingsError, FileNotFoundError) as error:

@@ -52,11 +52,18 @@ def project_defaults() -> dict[str, Any]:
     return out
 
 
+def stack_name(argument: str) -> str:
+    """A stack named by its name, its file name or its file's path."""
+    match = STACK_FILE.match(Path(argument).name)
+    return match["stack"] if match else argument
+
+
 def stack_values(stack: str) -> dict[str, Any]:
     """The stack's config: project defaults, then the stack file's own values."""
     path = stacks_dir() / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path.relative_to(ROOT)}: no such stack file")
+        known = ", ".join(stack_names()) or "none"
+        raise FileNotFoundError(f"stacks/Pulumi.{stack}.yaml: no such stack file (stacks: {known})")
     import yaml
 
     data = yaml.safe_load(path.read_text()) or {}
