@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,7 +25,14 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from infra.catalogs import close_matches, sagemaker_inference_instance_types
+from infra.catalogs import (
+    AZURE_LOCATIONS,
+    GCP_REGIONS,
+    aws_regions,
+    close_matches,
+    provider_config_keys,
+    sagemaker_inference_instance_types,
+)
 
 PROJECT = "mlops"
 NAMESPACE = f"{PROJECT}:"
@@ -47,14 +54,6 @@ REQUIRED_PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
     "gcp": ("gcp:project", "gcp:region"),
     "azure": ("azure-native:location",),
 }
-REGION_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
-    "aws": (re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov)?-[a-z]+-\d$"), "like us-east-1"),
-    "gcp": (
-        re.compile(r"^(us|europe|asia|australia|northamerica|southamerica|me|africa)-[a-z]+\d$"),
-        "like us-central1",
-    ),
-    "azure": (re.compile(r"^[a-z]+[a-z0-9]*$"), "like westeurope"),
-}
 GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 OWNER_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,62}$"
@@ -67,13 +66,24 @@ _NAME = re.compile(r"^(?=.{3,20}$)[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
 class SettingsError(Exception):
-    """A stack file that cannot be planned. `str()` is the one-line message."""
+    """A stack file that cannot be planned. `str()` is one line per problem, each
+    naming the stack file, the key path and what is wrong."""
 
     def __init__(self, stack_file: str, key: str, problem: str) -> None:
         self.stack_file = stack_file
         self.key = key
         self.problem = problem
-        super().__init__(f"{stack_file}: {key}: {problem}")
+        self.lines = [f"{stack_file}: {key}: {problem}"]
+        super().__init__(self.lines[0])
+
+    @classmethod
+    def of(cls, problems: Sequence[SettingsError]) -> SettingsError:
+        """One error reporting every problem, the first one's key and problem first."""
+        first = problems[0]
+        error = cls(first.stack_file, first.key, first.problem)
+        error.lines = [line for p in problems for line in p.lines]
+        error.args = ("\n".join(error.lines),)
+        return error
 
 
 def _name(kind: str):
@@ -563,42 +573,96 @@ def _problem(error: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
     return message
 
 
-def _first_error(exc: ValidationError, stack: str) -> SettingsError:
-    error = sorted(exc.errors(), key=lambda e: tuple(str(p) for p in e["loc"]))[0]
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    key = _key_path(loc) if loc else f"{NAMESPACE}*"
-    return SettingsError(stack_file(stack), key, _problem(error, loc))
+def _all_errors(exc: ValidationError, stack: str) -> list[SettingsError]:
+    found = []
+    for error in sorted(exc.errors(), key=lambda e: tuple(str(p) for p in e["loc"])):
+        loc = tuple(
+            p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        )
+        key = _key_path(loc) if loc else f"{NAMESPACE}*"
+        found.append(SettingsError(stack_file(stack), key, _problem(error, loc)))
+    return found
 
 
-def _check_namespaces(stack: str, cloud: str, values: Mapping[str, Any]) -> None:
-    others = {ns: c for c, ns in PROVIDER_NAMESPACES.items() if c != cloud}
+# Namespaces a stack file may hold besides the providers': the program's own
+# and the engine's (`pulumi:tags`, `pulumi:disable-default-providers`).
+OWN_NAMESPACES = ("mlops", "pulumi")
+
+
+def _check_namespaces(
+    stack: str, cloud: str | None, values: Mapping[str, Any]
+) -> Iterator[SettingsError]:
+    """Keys of another cloud, unknown keys of the cloud's provider, unknown
+    namespaces. Without a valid cloud, only namespaces no cloud has."""
+    own = PROVIDER_NAMESPACES.get(cloud or "", "")
+    others = {ns: c for c, ns in PROVIDER_NAMESPACES.items() if c != cloud} if own else {}
+    known = (*OWN_NAMESPACES, own) if own else (*OWN_NAMESPACES, *PROVIDER_NAMESPACES.values())
     for key in sorted(values):
-        namespace = key.split(":", 1)[0]
+        namespace, _, name = key.partition(":")
         if namespace in others:
-            raise SettingsError(
+            yield SettingsError(
                 stack_file(stack),
                 key,
                 f"belongs to {others[namespace]}, but {NAMESPACE}cloud is {cloud}",
             )
-
-
-def _check_region(stack: str, cloud: str, values: Mapping[str, Any]) -> str:
-    for key in REQUIRED_PROVIDER_KEYS[cloud]:
-        if not values.get(key):
-            raise SettingsError(
-                stack_file(stack), key, f"is required when {NAMESPACE}cloud is {cloud}"
+        elif namespace == own and name not in provider_config_keys(own):
+            yield SettingsError(
+                stack_file(stack),
+                key,
+                f"unknown {own} provider key"
+                + close_matches(name, provider_config_keys(own), prefix=f"{own}:"),
             )
+        elif namespace not in known:
+            yield SettingsError(
+                stack_file(stack),
+                key,
+                f"unknown namespace {namespace!r} (known: {', '.join(known)})",
+            )
+
+
+def _regions(cloud: str) -> tuple[frozenset[str], str]:
+    """A cloud's regions and where the list comes from."""
+    if cloud == "aws":
+        regions, version = aws_regions()
+        return regions, f"botocore {version} lists {len(regions)}"
+    if cloud == "gcp":
+        return GCP_REGIONS, f"the platform's list of {len(GCP_REGIONS)}, infra/catalogs.py"
+    return AZURE_LOCATIONS, f"the platform's list of {len(AZURE_LOCATIONS)}, infra/catalogs.py"
+
+
+REGION_NAMES = {"aws": "an AWS region", "gcp": "a GCP region", "azure": "an Azure location"}
+
+
+def _check_region(stack: str, cloud: str, values: Mapping[str, Any]) -> Iterator[SettingsError]:
+    missing = [key for key in REQUIRED_PROVIDER_KEYS[cloud] if not values.get(key)]
+    for key in missing:
+        yield SettingsError(stack_file(stack), key, f"is required when {NAMESPACE}cloud is {cloud}")
     key = REGION_KEYS[cloud]
+    if key in missing:
+        return
     region = str(values[key])
-    pattern, example = REGION_PATTERNS[cloud]
-    if pattern.match(region):
-        return region
-    for other, (other_pattern, _) in sorted(REGION_PATTERNS.items()):
-        if other != cloud and other_pattern.match(region):
-            raise SettingsError(
+    regions, source = _regions(cloud)
+    if region in regions:
+        return
+    for other in sorted(REGION_KEYS):
+        if other != cloud and region in _regions(other)[0]:
+            yield SettingsError(
                 stack_file(stack), key, f"{region!r} is a region of {other}, not of {cloud}"
             )
-    raise SettingsError(stack_file(stack), key, f"{region!r} is not a {cloud} region ({example})")
+            return
+    yield SettingsError(
+        stack_file(stack),
+        key,
+        f"{region!r} is not {REGION_NAMES[cloud]} ({source})" + close_matches(region, regions),
+    )
+
+
+def _check_gcp_project(
+    stack: str, cloud: str, values: Mapping[str, Any]
+) -> Iterator[SettingsError]:
+    project = values.get("gcp:project")
+    if cloud == "gcp" and project and not GCP_PROJECT_ID.match(str(project)):
+        yield SettingsError(stack_file(stack), "gcp:project", f"{project!r} is not a project id")
 
 
 # Settings a cloud has no control for. Set explicitly, they are refused rather
@@ -639,53 +703,54 @@ def _explicitly_set(model: BaseModel, path: tuple[str, ...]) -> bool:
     return True
 
 
-def _check_azure(stack: str, project: ProjectSettings) -> None:
+def _check_azure(stack: str, project: ProjectSettings) -> Iterator[SettingsError]:
     low, high = AZURE_LOG_RETENTION
     days = project.lake.access_logs.retention_days
     if not low <= days <= high:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{NAMESPACE}lake.accessLogs.retentionDays",
             f"{days} is outside what a Log Analytics workspace keeps on azure ({low} to {high})",
         )
 
 
-def _check_unsupported(stack: str, cloud: str, project: ProjectSettings) -> None:
+def _check_unsupported(stack: str, cloud: str, project: ProjectSettings) -> Iterator[SettingsError]:
     for path, reason in UNSUPPORTED.get(cloud, {}).items():
         if _explicitly_set(project, path):
-            raise SettingsError(
+            yield SettingsError(
                 stack_file(stack),
                 f"{NAMESPACE}{'.'.join(path)}",
                 f"is not supported on {cloud}: {reason}; remove it",
             )
 
 
-def _check_network(stack: str, cloud: str, project: ProjectSettings) -> None:
+def _check_network(stack: str, cloud: str, project: ProjectSettings) -> Iterator[SettingsError]:
     network = project.network
     key = f"{NAMESPACE}network"
     if project.environment == "prod" and network.zones < 2:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.zones",
             f"prod spreads over at least 2 zones, got {network.zones}",
         )
     prefix = ipaddress.IPv4Network(network.cidr).prefixlen
     if network.subnet_prefix_length <= prefix:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.subnetPrefixLength",
             f"/{network.subnet_prefix_length} is not smaller than cidr {network.cidr} itself",
         )
+        return
     for index, reserved in enumerate(network.reserved_ranges):
         if ipaddress.IPv4Network(network.cidr).overlaps(ipaddress.IPv4Network(reserved)):
-            raise SettingsError(
+            yield SettingsError(
                 stack_file(stack),
                 f"{key}.cidr",
                 f"{network.cidr} overlaps {reserved} (reservedRanges[{index}])",
             )
     needed, slots = network.slots_needed(cloud), network.slots()
     if slots < needed:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.cidr",
             f"{network.cidr} is too small: it holds {slots} subnets of "
@@ -694,13 +759,13 @@ def _check_network(stack: str, cloud: str, project: ProjectSettings) -> None:
         )
     days = network.flow_logs.retention_days
     if cloud == "azure" and days > AZURE_FLOW_LOG_RETENTION_DAYS:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.flowLogs.retentionDays",
             f"{days} is more than Azure keeps flow logs ({AZURE_FLOW_LOG_RETENTION_DAYS} days)",
         )
     if cloud == "aws" and days not in CLOUDWATCH_RETENTION_DAYS:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.flowLogs.retentionDays",
             f"{days} is not a retention CloudWatch Logs offers "
@@ -710,43 +775,45 @@ def _check_network(stack: str, cloud: str, project: ProjectSettings) -> None:
 
 def _check_endpoint_sources(
     stack: str, project: ProjectSettings, name: str, endpoint: EndpointSettings
-) -> None:
+) -> Iterator[SettingsError]:
     key = f"{NAMESPACE}endpoints.{name}.model"
     model = endpoint.model
     repositories = project.registries.containers.repositories
     if model.image is not None and model.image.repository not in repositories:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.image.repository",
             f"{model.image.repository!r} is not one of the stack's repositories "
             f"({', '.join(repositories)}; registries.containers.repositories)",
         )
     if model.artifact is not None and model.artifact.zone not in project.lake.zones:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.artifact.zone",
             f"{model.artifact.zone!r} is not a lake zone ({', '.join(project.lake.zones)})",
         )
     capture_zone = endpoint.data_capture.zone
     if capture_zone is not None and capture_zone not in project.lake.zones:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{NAMESPACE}endpoints.{name}.dataCapture.zone",
             f"{capture_zone!r} is not a lake zone ({', '.join(project.lake.zones)})",
         )
     if model.registry_version is not None and not project.registries.models.enabled:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.registryVersion",
             "needs the stack's model registry (registries.models.enabled is false)",
         )
 
 
-def _check_sagemaker_endpoint(stack: str, name: str, endpoint: EndpointSettings) -> None:
+def _check_sagemaker_endpoint(
+    stack: str, name: str, endpoint: EndpointSettings
+) -> Iterator[SettingsError]:
     key = f"{NAMESPACE}endpoints.{name}"
     types, version = sagemaker_inference_instance_types()
     if endpoint.instance_type not in types:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.instanceType",
             f"{endpoint.instance_type!r} is not a SageMaker real-time inference instance type "
@@ -754,14 +821,14 @@ def _check_sagemaker_endpoint(stack: str, name: str, endpoint: EndpointSettings)
             + close_matches(endpoint.instance_type, types),
         )
     if endpoint.accelerator is not None:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.accelerator",
             "is not supported on aws: a SageMaker instance type carries its accelerators "
             "(ml.g5, ml.p4d, ml.inf2, ...); choose the type instead; remove it",
         )
     if endpoint.rollout.strategy != "allAtOnce" and endpoint.min_replicas < 2:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{key}.minReplicas",
             f"a {endpoint.rollout.strategy} rollout shifts part of the instances, so it needs "
@@ -771,52 +838,55 @@ def _check_sagemaker_endpoint(stack: str, name: str, endpoint: EndpointSettings)
 
 def _check_endpoint(
     stack: str, cloud: str, project: ProjectSettings, name: str, endpoint: EndpointSettings
-) -> None:
-    _check_endpoint_sources(stack, project, name, endpoint)
-    if cloud != "aws":
-        raise SettingsError(
-            stack_file(stack),
-            f"{NAMESPACE}endpoints",
-            f"is validated but not provisioned on {cloud} by this release; remove it until it is",
-        )
-    _check_sagemaker_endpoint(stack, name, endpoint)
+) -> Iterator[SettingsError]:
+    yield from _check_endpoint_sources(stack, project, name, endpoint)
+    if cloud == "aws":
+        yield from _check_sagemaker_endpoint(stack, name, endpoint)
 
 
-def _check_cloud_support(stack: str, cloud: str, project: ProjectSettings) -> None:
-    _check_unsupported(stack, cloud, project)
-    _check_network(stack, cloud, project)
+def _check_cloud_support(
+    stack: str, cloud: str, project: ProjectSettings
+) -> Iterator[SettingsError]:
+    yield from _check_unsupported(stack, cloud, project)
+    yield from _check_network(stack, cloud, project)
     if cloud == "azure":
-        _check_azure(stack, project)
+        yield from _check_azure(stack, project)
     for name, pool in sorted(project.accelerator_pools.items()):
         if cloud not in ACCELERATOR_CLOUDS[pool.kind]:
-            raise SettingsError(
+            yield SettingsError(
                 stack_file(stack),
                 f"{NAMESPACE}acceleratorPools.{name}.kind",
                 f"{pool.kind} is not offered on {cloud} "
                 f"(offered on {', '.join(sorted(ACCELERATOR_CLOUDS[pool.kind]))})",
             )
     if project.accelerator_pools:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{NAMESPACE}acceleratorPools",
             "is validated but not provisioned by this release; remove it until it is",
         )
     for name, endpoint in sorted(project.endpoints.items()):
-        _check_endpoint(stack, cloud, project, name, endpoint)
+        yield from _check_endpoint(stack, cloud, project, name, endpoint)
+    if project.endpoints and cloud != "aws":
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}endpoints",
+            f"is validated but not provisioned on {cloud} by this release; remove it until it is",
+        )
     tiering = project.lake.tiering
     if (
         cloud == "aws"
         and tiering.archive_after_days is not None
         and tiering.archive_after_days - tiering.cool_after_days < 30
     ):
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{NAMESPACE}lake.tiering.archiveAfterDays",
             f"{tiering.archive_after_days} is too early: S3 keeps objects in STANDARD_IA "
             "for 30 days before the next transition",
         )
     if cloud == "aws" and project.lake.tiering.cool_after_days < 30:
-        raise SettingsError(
+        yield SettingsError(
             stack_file(stack),
             f"{NAMESPACE}lake.tiering.coolAfterDays",
             f"{project.lake.tiering.cool_after_days} is too early: S3 moves objects to "
@@ -825,27 +895,35 @@ def _check_cloud_support(stack: str, cloud: str, project: ProjectSettings) -> No
 
 
 def load(stack: str, values: Mapping[str, Any]) -> PlatformSettings:
-    """Validate a stack's flat config (`{"mlops:lake": "...json...", "aws:region": ...}`)."""
+    """Validate a stack's flat config (`{"mlops:lake": "...json...", "aws:region": ...}`).
+
+    Every problem of the file is reported at once, one line each (`SettingsError`)."""
     own = {
         key[len(NAMESPACE) :]: _decode(v) for key, v in values.items() if key.startswith(NAMESPACE)
     }
+    problems: list[SettingsError] = []
+    project: ProjectSettings | None = None
     try:
         project = ProjectSettings.model_validate(own)
     except ValidationError as exc:
-        raise _first_error(exc, stack) from None
-    _check_namespaces(stack, project.cloud, values)
-    region = _check_region(stack, project.cloud, values)
-    gcp_project = str(values["gcp:project"]) if project.cloud == "gcp" else None
-    if gcp_project is not None and not GCP_PROJECT_ID.match(gcp_project):
-        raise SettingsError(
-            stack_file(stack), "gcp:project", f"{gcp_project!r} is not a project id"
-        )
-    _check_cloud_support(stack, project.cloud, project)
+        problems += _all_errors(exc, stack)
+    cloud = project.cloud if project else own.get("cloud")
+    if cloud not in PROVIDER_NAMESPACES:
+        cloud = None
+    problems += _check_namespaces(stack, cloud, values)
+    if cloud is not None:
+        problems += _check_region(stack, cloud, values)
+        problems += _check_gcp_project(stack, cloud, values)
+    if project is not None:
+        problems += _check_cloud_support(stack, project.cloud, project)
+    if problems:
+        raise SettingsError.of(problems)
+    assert project is not None  # no problem means the model validated
     return PlatformSettings(
         stack=stack,
         stack_file=stack_file(stack),
-        region=region,
-        gcp_project=gcp_project,
+        region=str(values[REGION_KEYS[project.cloud]]),
+        gcp_project=str(values["gcp:project"]) if project.cloud == "gcp" else None,
         # The validated objects themselves: validators run once, on the stack file's keys.
         **{field: getattr(project, field) for field in ProjectSettings.model_fields},
     )

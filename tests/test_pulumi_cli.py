@@ -49,4 +49,8 @@ def test_up_needs_exactly_one_stack(capsys) -> None:
 def test_bad_settings_stop_before_the_cli(monkeypatch, capsys) -> None:
     monkeypatch.setattr(pulumi_cli.shutil, "which", pytest.fail)
     assert pulumi_cli.main(["preview", "--stack", "missing"]) == 2
-    assert capsys.readouterr().err.strip() == "stacks/Pulumi.missing.yaml: no such stack file"
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .startswith("stacks/Pulumi.missing.yaml: no such stack file (stacks: aws-dev, ")
+    )

@@ -48,7 +48,7 @@ def _message(stack: str, **changes: object) -> str:
 
 
 def test_error_examples_are_what_the_settings_say() -> None:
-    block = _block("names the stack file, the key path and the problem", "")
+    block = _block("every problem of the file at once", "")
     expected = [
         _message("aws-dev", **{"mlops:lake": {"zones": ["raw", "Raw Data"]}}),
         _message("aws-dev", **{"mlops:lake": {"zonez": ["raw"]}}),
@@ -59,4 +59,4 @@ def test_error_examples_are_what_the_settings_say() -> None:
         ),
         _message("aws-dev", **{"mlops:network": {"cidr": "8.8.0.0/16"}}),
     ]
-    assert block.strip().splitlines() == expected
+    assert block.strip().splitlines() == [line for m in expected for line in m.splitlines()]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.catalogs import sagemaker_inference_instance_types
+from infra.catalogs import aws_regions, provider_config_keys, sagemaker_inference_instance_types
 from infra.settings import NAME_RULE, SettingsError, load
 from tools import stackfiles
 
@@ -185,11 +185,6 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "azure key in an aws stack",
         {"azure-native:location": "westeurope"},
         f"{F}: azure-native:location: belongs to azure, but mlops:cloud is aws",
-    ),
-    (
-        "accelerator the cloud does not offer",
-        {"mlops:acceleratorPools": {"tpu-pool": {"kind": "tpu", "type": "v5e"}}},
-        f"{F}: mlops:acceleratorPools.tpu-pool.kind: tpu is not offered on aws (offered on gcp)",
     ),
     (
         "pool bounds",
@@ -566,3 +561,97 @@ def test_endpoint_defaults() -> None:
         2,
         "canary",
     )
+
+
+def test_every_problem_of_a_file_is_reported_at_once() -> None:
+    pools = {"tpu-pool": {"kind": "tpu", "type": "v5e"}}
+    assert _error(**{"mlops:acceleratorPools": pools}).splitlines() == [
+        f"{F}: mlops:acceleratorPools.tpu-pool.kind: tpu is not offered on aws (offered on gcp)",
+        f"{F}: mlops:acceleratorPools: is validated but not provisioned by this release; remove "
+        "it until it is",
+    ]
+    # The README's example stack file moved to Azure: four refusals, one run.
+    registries = {"containers": {"keepLastImages": 5, "immutableTags": True, "scanOnPush": True}}
+    lake = {"retention": {"abortIncompleteUploadDays": 3}}
+    lines = _error("azure-dev", **{"mlops:registries": registries, "mlops:lake": lake}).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "mlops:registries.containers.keepLastImages",
+        "mlops:registries.containers.immutableTags",
+        "mlops:registries.containers.scanOnPush",
+        "mlops:lake.retention.abortIncompleteUploadDays",
+    ]
+    # Model errors and cross-key errors together, the model's first.
+    mixed = _error(**{"mlops:owner": "ML", "aws:region": "westeurope"}).splitlines()
+    assert mixed == [
+        f"{F}: mlops:owner: 'ML' is not a valid owner (lowercase letters, digits, . _ @ -)",
+        f"{F}: aws:region: 'westeurope' is a region of azure, not of aws",
+    ]
+
+
+TYPOS: list[tuple[str, str, dict[str, Any], str]] = [
+    (
+        "misspelt provider key",
+        BASE,
+        {"aws:regoin": "eu-west-1"},
+        f"{F}: aws:regoin: unknown aws provider key; did you mean aws:region?",
+    ),
+    (
+        "unknown namespace",
+        BASE,
+        {"mlop:cloud": "aws"},
+        f"{F}: mlop:cloud: unknown namespace 'mlop' (known: mlops, pulumi, aws)",
+    ),
+    (
+        "aws region that does not exist",
+        BASE,
+        {"aws:region": "eu-west-9"},
+        f"{F}: aws:region: 'eu-west-9' is not an AWS region (botocore {BOTOCORE} lists "
+        f"{len(aws_regions()[0])}); did you mean eu-west-3, eu-west-2, eu-west-1?",
+    ),
+    (
+        "gcp region that does not exist",
+        "gcp-dev",
+        {"gcp:region": "europe-west99"},
+        "stacks/Pulumi.gcp-dev.yaml: gcp:region: 'europe-west99' is not a GCP region (the "
+        "platform's list of 42, infra/catalogs.py); did you mean europe-west9, europe-west8, "
+        "europe-west6?",
+    ),
+    (
+        "azure location that does not exist",
+        "azure-dev",
+        {"azure-native:location": "westeuropa"},
+        "stacks/Pulumi.azure-dev.yaml: azure-native:location: 'westeuropa' is not an Azure "
+        "location (the platform's list of 57, infra/catalogs.py); did you mean westeurope?",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("stack", "changes", "expected"), [t[1:] for t in TYPOS], ids=[t[0] for t in TYPOS]
+)
+def test_typos_and_places_that_do_not_exist_are_named(
+    stack: str, changes: dict[str, Any], expected: str
+) -> None:
+    assert _error(stack, **changes) == expected
+
+
+def test_provider_keys_come_from_the_pinned_providers() -> None:
+    assert {"region", "profile", "defaultTags"} <= provider_config_keys("aws")
+    assert {"project", "region", "zone"} <= provider_config_keys("gcp")
+    assert {"location", "subscriptionId"} <= provider_config_keys("azure-native")
+    # Real keys of the stack's own provider pass.
+    _load(**{"aws:profile": "ml", "pulumi:tags": '{"team": "ml"}'})
+
+
+def test_a_misspelt_top_level_key_is_named(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    (folder / "Pulumi.typo-dev.yaml").write_text("confg:\n  mlops:cloud: aws\n")
+    monkeypatch.setattr(stackfiles, "stacks_dir", lambda: folder)
+    with pytest.raises(SettingsError) as caught:
+        stackfiles.stack_values("typo-dev")
+    assert str(caught.value).splitlines() == [
+        "stacks/Pulumi.typo-dev.yaml: confg: unknown top-level key (known: config, "
+        "encryptedkey, encryptionsalt, environment, secretsprovider)",
+        "stacks/Pulumi.typo-dev.yaml: config: is required but missing",
+    ]

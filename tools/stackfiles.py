@@ -67,10 +67,34 @@ def stack_values(stack: str) -> dict[str, Any]:
     import yaml
 
     data = yaml.safe_load(path.read_text()) or {}
+    _check_top_level(stack, data)
     name = project()["name"]
     values = project_defaults()
     values.update({_qualified(k, name): v for k, v in (data.get("config") or {}).items()})
     return values
+
+
+# What a Pulumi stack file may hold at its top level.
+TOP_LEVEL_KEYS = ("config", "encryptedkey", "encryptionsalt", "environment", "secretsprovider")
+
+
+def _check_top_level(stack: str, data: dict[str, Any]) -> None:
+    """A misspelt top-level key (`confg:`) is an error naming it, not a missing cloud."""
+    from infra.settings import SettingsError, stack_file
+
+    problems = [
+        SettingsError(
+            stack_file(stack),
+            str(key),
+            f"unknown top-level key (known: {', '.join(TOP_LEVEL_KEYS)})",
+        )
+        for key in sorted(data, key=str)
+        if key not in TOP_LEVEL_KEYS
+    ]
+    if "config" not in data:
+        problems.append(SettingsError(stack_file(stack), "config", "is required but missing"))
+    if problems:
+        raise SettingsError.of(problems)
 
 
 def as_engine_strings(values: dict[str, Any]) -> dict[str, str]:
