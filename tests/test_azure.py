@@ -449,8 +449,9 @@ def test_access_logs_off_means_no_workspace_and_no_output() -> None:
     # The flow log store then goes unlogged too, and is refused the same way.
     assert len(of_type(plan, ACCOUNT)) == 2
     assert "lakeAccessLogWorkspaceId" not in plan.outputs
-    # The pack then refuses the stack, as it refuses an unlogged bucket on AWS.
-    assert {f.policy for f in plan.mandatory} == {"storage-access-logging"}
+    # The pack reports it: advisory in dev, mandatory in staging and prod.
+    assert plan.mandatory == []
+    assert {f.policy for f in plan.advisory} == {"storage-access-logging"}
 
 
 def test_prod_locks_the_lake_account_and_dev_does_not(dev, prod) -> None:

@@ -190,10 +190,11 @@ def test_zones_retention_and_logging_come_from_settings() -> None:
             "condition": {"age": 14, "matchesStorageClasses": ["STANDARD"]},
         }
     ]
-    # No log store asked for: none built, and the policy pack says so.
+    # No log store asked for: none built, and the policy pack says so (advisory in dev).
     assert all("logging" not in b.inputs for b in buckets)
     assert of_type(plan, BUCKET_GRANT) == []
-    assert {f.policy for f in plan.mandatory} == {"storage-access-logging"}
+    assert plan.mandatory == []
+    assert {(f.policy, f.level) for f in plan.advisory} == {("storage-access-logging", "advisory")}
 
 
 def test_registry_is_one_encrypted_immutable_scanned_docker_repository_per_name(dev) -> None:

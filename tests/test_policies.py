@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import planned
+from conftest import plan_with, planned
 from mlops_policies.exemptions import EXEMPTIONS, exemption_for
 from mlops_policies.model import Resource
 from mlops_policies.pack import LEVELS, crossguard_policies, environment_levels
@@ -281,6 +281,21 @@ def test_rule_names_are_unique_and_every_rule_checks_something() -> None:
     assert len(names) == len(set(names))
     assert all(r.resource_checks or r.stack_checks or r.configured_checks for r in RULES)
     assert [p.name for p in crossguard_policies()] == names
+
+
+def test_access_logging_is_an_environment_decision() -> None:
+    # Dev may save the log store's cost; staging and prod may not.
+    assert environment_levels("dev")["storage-access-logging"] == "advisory"
+    assert environment_levels("staging")["storage-access-logging"] == "mandatory"
+    assert environment_levels("prod")["storage-access-logging"] == "mandatory"
+    unlogged = plan_with("aws-dev", lake={"accessLogs": {"enabled": False}}, endpoints={})
+    assert unlogged.mandatory == []
+    assert {(f.policy, f.level) for f in unlogged.advisory} == {
+        ("storage-access-logging", "advisory")
+    }
+    assert {
+        f.policy for f in evaluate(unlogged.registrations, "prod") if f.level == "mandatory"
+    } >= {"storage-access-logging"}
 
 
 def test_environment_levels_come_from_pack_config() -> None:

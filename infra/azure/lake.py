@@ -91,7 +91,8 @@ class DataLake(pulumi.ComponentResource):
     - keeps deleted blobs and containers recoverable for `softDeleteDays`;
     - tiers and expires data by a lifecycle policy;
     - logs every read, write and delete to its own Log Analytics workspace
-      (unless `lake.accessLogs.enabled` is false, which the pack then refuses).
+      (unless `lake.accessLogs.enabled` is false, which the pack allows in dev
+      only, as an advisory finding).
 
     One private filesystem (container) per zone. The account, filesystems and
     workspace are protected and retained in prod, where a CanNotDelete lock on
