@@ -48,6 +48,12 @@ def configuring(
     return found[0]
 
 
+def created_as(reg: Registration) -> str:
+    """The logical name a resource was created under: its alias's, if it was renamed.
+    The offline plan derives cloud names and ids from it, as the engine keeps them."""
+    return reg.aliases[0].rsplit("::", 1)[-1] if reg.aliases else reg.name
+
+
 def policy_doc(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else value
 

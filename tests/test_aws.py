@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import configuring, of_type, one, plan_with, planned, policy_doc
+from conftest import configuring, created_as, of_type, one, plan_with, planned, policy_doc
 from mlops_policies.catalog import STATEFUL_TYPES
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -101,7 +101,7 @@ def test_zone_bucket_is_private_versioned_and_kms_encrypted(dev, zone: str) -> N
 def _key_id(key) -> str:
     from tools.mockcloud import stable_uuid
 
-    return stable_uuid(KEY, key.name)
+    return stable_uuid(KEY, created_as(key))
 
 
 @pytest.mark.parametrize("role", [*ZONES, "access-logs"])

@@ -269,7 +269,7 @@ def _account(plan):
 
 
 def _key(plan):
-    return one(plan, KEY, "-key-key-g2")
+    return one(plan, KEY, "-key-g2")
 
 
 def _vault(plan):
@@ -552,7 +552,7 @@ def test_the_bootstrap_vault_is_the_only_open_one_and_holds_one_key(prod) -> Non
     assert _vault(prod).inputs["properties"]["publicNetworkAccess"] == "Disabled"
     assert [k.name for k in of_type(prod, KEY)] == [
         "mlops-azure-prod-images-bootstrap-g2",
-        "mlops-azure-prod-key-key-g2",
+        "mlops-azure-prod-key-g2",
     ]
     assert {f.policy for f in prod.findings} == set()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import of_type, one, plan_with, planned, policy_doc
+from conftest import created_as, of_type, one, plan_with, planned, policy_doc
 
 from tools import stackfiles
 from tools.mockcloud import ACCOUNT_ID, stable_uuid
@@ -33,7 +33,7 @@ def prod():
 
 def _key_arn(plan) -> str:
     key = one(plan, KEY)
-    return f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/{stable_uuid(KEY, key.name)}"
+    return f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/{stable_uuid(KEY, created_as(key))}"
 
 
 def test_model_runs_privately_as_the_runtime_role_from_the_stack_registry(dev) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import of_type, one, plan_with, planned
+from conftest import created_as, of_type, one, plan_with, planned
 from mlops_policies.catalog import STATEFUL_TYPES
 
 from tools.mockcloud import GCP_PROJECT_NUMBER
@@ -49,7 +49,7 @@ def _key_id(plan) -> str:
     key = one(plan, KEY)
     return (
         f"projects/{plan.settings.gcp_project}/locations/europe-west4/keyRings/{ring.name}"
-        f"/cryptoKeys/{key.name}"
+        f"/cryptoKeys/{created_as(key)}"
     )
 
 

@@ -205,7 +205,7 @@ def _broken(stack: str) -> list:
 def test_offline_run_reports_broken_gcp_resources_through_crossguard() -> None:
     findings = evaluate(_broken("gcp-prod"), "prod")
     assert [(f.policy, f.level, f.urn.rsplit("::", 1)[1]) for f in findings] == [
-        ("key-rotation", "mandatory", "mlops-gcp-prod-key-key"),
+        ("key-rotation", "mandatory", "mlops-gcp-prod-key"),
         ("storage-no-public-access", "mandatory", "mlops-gcp-prod-lake-raw"),
     ]
 

@@ -7,7 +7,7 @@ import functools
 from typing import Any
 
 import pytest
-from conftest import configuring, of_type, one, plan_with, planned, policy_doc
+from conftest import configuring, created_as, of_type, one, plan_with, planned, policy_doc
 
 from tools import mockcloud
 from tools.mockcloud import ACCOUNT_ID, stable_uuid
@@ -185,7 +185,7 @@ def test_aws_endpoint_policies_admit_only_the_account_and_its_resources(aws_dev)
     kms = statements("kms")["PlatformKey"]
     key = one(aws_dev, "aws:kms/key:Key")
     assert kms["Resource"] == (
-        f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/{stable_uuid('aws:kms/key:Key', key.name)}"
+        f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/{stable_uuid('aws:kms/key:Key', created_as(key))}"
     )
     assert "kms:ScheduleKeyDeletion" not in kms["Action"]
     ecr = statements("ecr.dkr")

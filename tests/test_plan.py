@@ -19,6 +19,7 @@ from tools.plan import main, plan_stack, write
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_KEYS = {
+    "aliases",
     "custom",
     "dependencies",
     "inputs",
@@ -155,7 +156,13 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
     assert text.startswith("## Plan: `aws-prod` (aws, prod, eu-west-1)")
     assert "**91 resources** to create (the stack included" in text
     assert "policies: **pass** (0 mandatory, 0 advisory violations)" in text
-    assert "| `mlops-aws-prod-lake-raw` | `aws:s3/bucket:Bucket` | yes | yes |" in text
+    assert (
+        "| `mlops-aws-prod-lake-raw` | `aws:s3/bucket:Bucket` | autonamed (suffix at create) "
+        "| yes | yes |"
+    ) in text
+    assert "| `aws:ecr/repository:Repository` | `mlops-aws-prod/serving` | yes | yes |" in text
+    assert "| `aws:kms/key:Key` | assigned by the cloud | yes | yes |" in text
+
     assert "| `aws:s3/bucket:Bucket` | 4 |" in text
     assert "All policies pass." in text
 
@@ -186,3 +193,9 @@ def test_every_shipped_stack_plans_with_no_mandatory_violation(stack: str) -> No
     plan = planned(stack)
     assert plan.mandatory == [], [f"{f.policy}: {f.message}" for f in plan.mandatory]
     assert len(plan.registrations) > 10
+
+
+def test_every_stateful_type_says_where_its_name_comes_from() -> None:
+    from mlops_policies.catalog import NAME_PROPERTY, STATEFUL_TYPES
+
+    assert set(NAME_PROPERTY) == set(STATEFUL_TYPES)

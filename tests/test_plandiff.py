@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import planned
 
 from tools import plandiff
 from tools.plandiff import StackDiff, diff_plans, render_report
@@ -645,7 +646,7 @@ def test_a_new_key_generation_is_a_new_key_never_a_replacement_in_place(
     stack = "azure-prod"
     base, head = _generation_plans(monkeypatch, stack)
     result = diff_plans(stack, base, head)
-    keys = [f"mlops-{stack}-key-key", f"mlops-{stack}-images-bootstrap"]
+    keys = [f"mlops-{stack}-key", f"mlops-{stack}-images-bootstrap"]
     assert sorted(r.name for r in result.removed if r.type == KEY) == sorted(keys)
     assert sorted(r.name for r in result.added if r.type == KEY) == sorted(f"{k}-g2" for k in keys)
     # Nothing stateful is replaced: the lake moves to the new key in place.
@@ -653,11 +654,41 @@ def test_a_new_key_generation_is_a_new_key_never_a_replacement_in_place(
     lake = next(c for c in result.changed if c.after.name == f"mlops-{stack}-lake-account")
     assert [p.path for p in lake.properties] == ["encryption.keyVaultProperties.keyName"]
     assert not lake.replaces
-    warning = next(w for w in result.warnings if w.name == f"mlops-{stack}-key-key")
+    warning = next(w for w in result.warnings if w.name == f"mlops-{stack}-key")
     # Kept in the vault, and not protected, so the update that retires it can run.
     assert warning.message == (
         "removed from the stack but retained (retainOnDelete): it and its data stay; "
-        "`mlops-azure-prod-key-key-g2` (same type and parent) takes its place"
+        "`mlops-azure-prod-key-g2` (same type and parent) takes its place"
     )
     # The registry follows through RegistryKeyRotation, not a change to the registry.
     assert not [c for c in result.changed if c.after.type.endswith(":Registry") and c.replaces]
+
+
+def test_a_rename_by_alias_is_the_same_resource_not_a_delete_and_create() -> None:
+    old = state("aws:kms/key:Key", "key-key", {"keyUsage": "ENCRYPT_DECRYPT"}, protect=True)
+    new = state("aws:kms/key:Key", "key", {"keyUsage": "ENCRYPT_DECRYPT"}, protect=True)
+    new["aliases"] = [old["urn"]]
+    result = diff(plan(old), plan(new))
+    assert (result.added, result.removed, result.warnings) == ((), (), ())
+    (change,) = result.changed
+    assert [(p.path, p.old, p.new) for p in change.properties] == [
+        ("(name, by alias)", "key-key", "key")
+    ]
+    assert not change.replaces
+    # Without the alias it would be a delete and a create, and say so.
+    del new["aliases"]
+    assert "likely renamed" in diff(plan(old), plan(new)).warnings[0].message
+
+
+def test_the_shipped_renames_carry_their_aliases() -> None:
+    """The key and model group once named `<component>-key` and `<component>-models`."""
+    from conftest import one
+
+    prod = planned("aws-prod")
+    key = one(prod, "aws:kms/key:Key")
+    assert key.name == "mlops-aws-prod-key"
+    assert key.aliases == [key.urn.replace("::mlops-aws-prod-key", "::mlops-aws-prod-key-key")]
+    group = one(prod, "aws:sagemaker/modelPackageGroup:ModelPackageGroup")
+    assert group.aliases == [group.urn + "-models"]
+    gcp = one(planned("gcp-prod"), "gcp:kms/cryptoKey:CryptoKey")
+    assert gcp.aliases == [gcp.urn + "-key"]

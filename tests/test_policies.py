@@ -324,7 +324,7 @@ def test_offline_run_reports_a_broken_bucket_through_crossguard() -> None:
         broken.append(changed)
     findings = evaluate(broken, "prod")
     assert [(f.policy, f.level, f.urn.rsplit("::", 1)[1]) for f in findings] == [
-        ("stateful-protected", "mandatory", "mlops-aws-prod-key-key"),
+        ("stateful-protected", "mandatory", "mlops-aws-prod-key"),
         ("storage-versioning", "mandatory", "mlops-aws-prod-lake-raw"),
     ]
     # The same unprotected key is not a finding in dev, where the rule is disabled.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, rpc
@@ -49,6 +49,8 @@ class Registration:
     dependencies: list[str]
     property_dependencies: dict[str, list[str]]
     inputs: dict[str, Any]
+    # URNs this resource was known by before (`aliases`): the same resource, renamed.
+    aliases: list[str] = field(default_factory=list)
 
 
 class RecordingMonitor(MockMonitor):
@@ -75,9 +77,31 @@ class RecordingMonitor(MockMonitor):
                     if deps.urns
                 },
                 inputs=rpc.deserialize_properties(request.object) or {},
+                aliases=self._aliases(request),
             )
         )
-        return super().RegisterResource(request)
+        # A resource renamed with an alias keeps its cloud name and id, as the engine
+        # keeps them: the mocks derive both from the name it was created under.
+        names = [a.spec.name for a in request.aliases if not a.urn and a.spec.name]
+        self.mocks.created_as = names[0] if names else None
+        try:
+            return super().RegisterResource(request)
+        finally:
+            self.mocks.created_as = None
+
+    def _aliases(self, request: Any) -> list[str]:
+        """Alias specs as the URNs they stand for: a name-only alias keeps type and parent."""
+        found = []
+        for alias in request.aliases:
+            if alias.urn:
+                found.append(alias.urn)
+            else:
+                spec = alias.spec
+                parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+                found.append(
+                    self.make_urn(parent, spec.type or request.type, spec.name or request.name)
+                )
+        return sorted(set(found))
 
 
 class CloudMocks(Mocks):
@@ -86,6 +110,8 @@ class CloudMocks(Mocks):
     def __init__(self, region: str, gcp_project: str | None = None) -> None:
         self.region = region
         self.gcp_project = gcp_project or "offline-project"
+        # The logical name a resource being registered was created under, if renamed.
+        self.created_as: str | None = None
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
@@ -95,9 +121,10 @@ class CloudMocks(Mocks):
             "gcp": self._gcp,
             "azure-native": self._azure,
         }.get(provider)
-        resource_id = f"{args.name}-id"
+        name = self.created_as or args.name
+        resource_id = f"{name}-id"
         if computed is not None:
-            resource_id, extra = computed(args.typ, args.name, state)
+            resource_id, extra = computed(args.typ, name, state)
             for key, value in extra.items():
                 state.setdefault(key, value)
         return resource_id, state

@@ -67,6 +67,7 @@ def _step(reg: Registration) -> dict[str, Any]:
         "op": "create",
         "urn": reg.urn,
         "newState": {
+            "aliases": reg.aliases,
             "custom": reg.custom,
             "dependencies": reg.dependencies,
             "inputs": _plain(reg.inputs),

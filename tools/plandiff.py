@@ -137,6 +137,10 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
     ),
 }
 
+# The pseudo-property of a resource renamed with an alias: its state moves, the
+# cloud resource stays as it is.
+RENAMED = "(name, by alias)"
+
 # Markers in `pulumi preview --json` output.
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
@@ -170,6 +174,8 @@ class Resource:
     retained: bool = False
     # Input property -> URNs of the resources its value came from.
     sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # URNs the resource was known by before: renamed with an alias, not replaced.
+    aliases: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -262,6 +268,7 @@ def _resource(state: Mapping[str, Any]) -> Resource:
         sources={
             prop: tuple(urns) for prop, urns in (state.get("propertyDependencies") or {}).items()
         },
+        aliases=tuple(state.get("aliases") or ()),
     )
 
 
@@ -407,12 +414,22 @@ def _compare(
     after: Mapping[str, Resource],
     facts: _PreviewFacts | None,
 ) -> tuple[tuple[Resource, ...], tuple[Resource, ...], tuple[Change, ...]]:
-    added = tuple(after[u] for u in sorted(set(after) - set(before)))
-    removed = tuple(before[u] for u in sorted(set(before) - set(after)))
+    # An alias carries a resource across a rename: compare it with its old self.
+    renamed = {
+        urn: alias
+        for urn in set(after) - set(before)
+        for alias in after[urn].aliases
+        if alias in before and alias not in after
+    }
+    added = tuple(after[u] for u in sorted(set(after) - set(before) - set(renamed)))
+    removed = tuple(before[u] for u in sorted(set(before) - set(after) - set(renamed.values())))
     changed = []
-    for urn in sorted(set(before) & set(after)):
-        old, new = before[urn], after[urn]
+    pairs = {urn: urn for urn in set(before) & set(after)} | renamed
+    for urn in sorted(pairs):
+        old, new = before[pairs[urn]], after[urn]
         props = tuple(diff_values(dict(old.inputs), dict(new.inputs)))
+        if old.urn != new.urn:
+            props = (PropertyDiff(RENAMED, old.name, new.name), *props)
         if facts is not None and not props and urn in facts.paths:
             # The engine saw a difference the inputs do not show (an output or
             # a provider-side default): keep its paths so the change is visible.
@@ -486,10 +503,15 @@ def _change_warnings(change: Change, stateful: frozenset[str]) -> list[str]:
     if change.protect_flip:
         state = "off" if change.before.protect else "on"
         notes.append(f"deletion protection turned {state}")
-    elif change.after.protect:
+    elif change.after.protect and (change.replaces or _updates_cloud(change)):
         action = "replaced, which fails while protected" if change.replaces else "updated"
         notes.append(f"protected resource {action}")
     return notes
+
+
+def _updates_cloud(change: Change) -> bool:
+    """Anything but a rename by alias, which only moves the resource in the state."""
+    return any(p.path != RENAMED for p in change.properties)
 
 
 def _removal_warnings(

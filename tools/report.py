@@ -6,10 +6,11 @@ import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from mlops_policies.catalog import STATEFUL_TYPES
+from mlops_policies.catalog import NAME_PROPERTY, STATEFUL_TYPES
 
 if TYPE_CHECKING:
     from infra.settings import EndpointSettings
+    from tools.mockcloud import Registration
     from tools.plan import StackPlan
 
 
@@ -19,6 +20,15 @@ def _short(urn: str) -> str:
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
+
+
+def _cloud_name(reg: Registration) -> str:
+    """The resource's name in the cloud, or how it gets one."""
+    prop = NAME_PROPERTY.get(reg.type)
+    if prop is None:
+        return "assigned by the cloud"
+    value = reg.inputs.get(prop)
+    return f"`{value}`" if isinstance(value, str) else "autonamed (suffix at create)"
 
 
 def _policy_section(plan: StackPlan) -> list[str]:
@@ -96,10 +106,11 @@ def render(plan: StackPlan) -> str:
         *_endpoints(plan),
         "### Stateful resources",
         "",
-        "| resource | type | protect | retainOnDelete |",
-        "|---|---|---|---|",
+        "| resource | type | name in the cloud | protect | retainOnDelete |",
+        "|---|---|---|---|---|",
         *(
-            f"| `{r.name}` | `{r.type}` | {_yes(r.protect)} | {_yes(r.retain_on_delete)} |"
+            f"| `{r.name}` | `{r.type}` | {_cloud_name(r)} | {_yes(r.protect)} "
+            f"| {_yes(r.retain_on_delete)} |"
             for r in stateful
         ),
         "",

@@ -112,7 +112,7 @@ class PlatformKey(pulumi.ComponentResource):
         super().__init__("mlops:aws:PlatformKey", name, {}, opts)
         baseline = args.baseline
         self.key = aws.kms.Key(
-            f"{name}-key",
+            name,
             description=f"Customer-managed key for {baseline.namer.prefix}",
             key_usage="ENCRYPT_DECRYPT",
             customer_master_key_spec="SYMMETRIC_DEFAULT",
@@ -121,7 +121,8 @@ class PlatformKey(pulumi.ComponentResource):
             deletion_window_in_days=DELETION_WINDOW_DAYS,
             policy=key_policy(args.account),
             tags=dict(baseline.tags),
-            opts=baseline.stateful(self),
+            # Was `<name>-key`: the alias keeps the key through the rename.
+            opts=baseline.stateful(self, aliases=[pulumi.Alias(name=f"{name}-key")]),
         )
         self.alias = aws.kms.Alias(
             f"{name}-alias",

@@ -143,10 +143,11 @@ class ModelRegistry(pulumi.ComponentResource):
         super().__init__("mlops:aws:ModelRegistry", name, {}, opts)
         baseline = args.baseline
         self.group = aws.sagemaker.ModelPackageGroup(
-            f"{name}-models",
+            name,
             model_package_group_name=baseline.namer.name("models"),
             model_package_group_description=f"Model packages of {baseline.namer.prefix}",
             tags=dict(baseline.tags),
-            opts=baseline.stateful(self),
+            # Was `<name>-models`: the alias keeps the group through the rename.
+            opts=baseline.stateful(self, aliases=[pulumi.Alias(name=f"{name}-models")]),
         )
         self.register_outputs({"modelPackageGroup": self.group.model_package_group_name})

@@ -206,7 +206,7 @@ class PlatformKey(pulumi.ComponentResource):
         baseline, context = args.baseline, args.context
         self.vault = vault(self, f"{name}-vault", "kv", context, baseline, tags={})
         self.key = vault_key(
-            self, f"{name}-key", "cmk", in_vault=self.vault, context=context, baseline=baseline
+            self, name, "cmk", in_vault=self.vault, context=context, baseline=baseline
         )
         self.identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity",

@@ -49,7 +49,7 @@ class PlatformKey(pulumi.ComponentResource):
             opts=baseline.stateful(self, depends_on=list(args.requires)),
         )
         self.key = gcp.kms.CryptoKey(
-            f"{name}-key",
+            name,
             key_ring=self.key_ring.id,
             purpose="ENCRYPT_DECRYPT",
             rotation_period=f"{ROTATION_SECONDS}s",
@@ -59,7 +59,8 @@ class PlatformKey(pulumi.ComponentResource):
                 "protection_level": "SOFTWARE",
             },
             labels=labels(baseline),
-            opts=baseline.stateful(self),
+            # Was `<name>-key`: the alias keeps the key through the rename.
+            opts=baseline.stateful(self, aliases=[pulumi.Alias(name=f"{name}-key")]),
         )
         self.encryption = EncryptionKey(id=self.key.id, resource=self.key)
         self.register_outputs({"keyId": self.key.id, "keyRing": self.key_ring.id})

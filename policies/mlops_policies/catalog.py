@@ -27,6 +27,30 @@ STATEFUL_TYPES: frozenset[str] = frozenset(
     }
 )
 
+# The input that holds a stateful resource's name in the cloud; None where the
+# cloud assigns an id. Left out of the inputs, the name is autonamed by Pulumi
+# from the logical name plus a random suffix, chosen at create time.
+NAME_PROPERTY: dict[str, str | None] = {
+    "aws:s3/bucket:Bucket": "bucket",
+    "aws:kms/key:Key": None,
+    "aws:ecr/repository:Repository": "name",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": "modelPackageGroupName",
+    "aws:cloudwatch/logGroup:LogGroup": "name",
+    "gcp:storage/bucket:Bucket": "name",
+    "gcp:kms/keyRing:KeyRing": "name",
+    "gcp:kms/cryptoKey:CryptoKey": "name",
+    "gcp:artifactregistry/repository:Repository": "repositoryId",
+    "azure-native:resources:ResourceGroup": "resourceGroupName",
+    "azure-native:storage:StorageAccount": "accountName",
+    "azure-native:storage:BlobContainer": "containerName",
+    "azure-native:keyvault:Vault": "vaultName",
+    "azure-native:keyvault:Key": "keyName",
+    "azure-native:containerregistry:Registry": "registryName",
+    "azure-native:operationalinsights:Workspace": "workspaceName",
+    "azure-native:machinelearningservices:Registry": "registryName",
+    "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+}
+
 # Resources that take tags (AWS, Azure) or labels (GCP), and under which input.
 TAG_PROPERTY: dict[str, str] = {
     "aws:s3/bucket:Bucket": "tags",
