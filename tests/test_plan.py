@@ -116,6 +116,7 @@ def test_unknown_stack_name_is_one_line_listing_the_stacks() -> None:
 def test_a_stack_file_name_or_path_names_its_stack(stacks: Path, tmp_path: Path) -> None:
     assert stackfiles.stack_name("aws-dev") == "aws-dev"
     assert stackfiles.stack_name("Pulumi.aws-dev.yaml") == "aws-dev"
+    assert stackfiles.stack_name("aws-prod.yaml") == "aws-prod"
     assert stackfiles.stack_name("stacks/Pulumi.gcp-prod.yaml") == "gcp-prod"
     out = tmp_path / "plan"
     assert main(["--stack", str(stacks / "Pulumi.gcp-prod.yaml"), "--out", str(out)]) == 0

@@ -53,9 +53,10 @@ def project_defaults() -> dict[str, Any]:
 
 
 def stack_name(argument: str) -> str:
-    """A stack named by its name, its file name or its file's path."""
-    match = STACK_FILE.match(Path(argument).name)
-    return match["stack"] if match else argument
+    """A stack named by its name, its file name (with or without `Pulumi.`) or its path."""
+    name = Path(argument).name
+    name = name.removesuffix(".yaml") if name.endswith(".yaml") else name
+    return name.removeprefix("Pulumi.")
 
 
 def stack_values(stack: str) -> dict[str, Any]:
