@@ -200,3 +200,26 @@ def test_every_stateful_type_says_where_its_name_comes_from() -> None:
     from mlops_policies.catalog import NAME_PROPERTY, STATEFUL_TYPES
 
     assert set(NAME_PROPERTY) == set(STATEFUL_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "config:\n  mlops:cloud: aws\n   mlops:environment: dev\n",
+            "line 3, column 21: not valid YAML: mapping values are not allowed here",
+        ),
+        (
+            "config:\n  mlops:cloud: [aws\n",
+            "line 3, column 1: not valid YAML: expected ',' or ']', but got '<stream end>'",
+        ),
+        ("- config\n", "(file): expected a mapping with `config:`, got list"),
+    ],
+    ids=["bad indentation", "unclosed list", "not a mapping"],
+)
+def test_a_stack_file_that_is_not_yaml_is_one_line(
+    stacks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    (stacks / "Pulumi.broken-dev.yaml").write_text(text)
+    assert main(["--stack", "broken-dev", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"stacks/Pulumi.broken-dev.yaml: {expected}"]

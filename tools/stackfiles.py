@@ -65,14 +65,37 @@ def stack_values(stack: str) -> dict[str, Any]:
     if not path.is_file():
         known = ", ".join(stack_names()) or "none"
         raise FileNotFoundError(f"stacks/Pulumi.{stack}.yaml: no such stack file (stacks: {known})")
-    import yaml
-
-    data = yaml.safe_load(path.read_text()) or {}
+    data = _read_stack_file(stack, path)
     _check_top_level(stack, data)
     name = project()["name"]
     values = project_defaults()
     values.update({_qualified(k, name): v for k, v in (data.get("config") or {}).items()})
     return values
+
+
+def _read_stack_file(stack: str, path: Path) -> dict[str, Any]:
+    """The file as YAML; a file that is not YAML, or not a mapping, is one line
+    naming where it breaks."""
+    import yaml
+
+    from infra.settings import SettingsError, stack_file
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SettingsError(stack_file(stack), where, f"not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(
+            stack_file(stack),
+            "(file)",
+            f"expected a mapping with `config:`, got {type(data).__name__}",
+        )
+    return data
 
 
 # What a Pulumi stack file may hold at its top level.
