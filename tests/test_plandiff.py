@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from conftest import planned
 
-from tools import plandiff
+from infra.settings import load
+from tools import plandiff, stackfiles
 from tools.plandiff import StackDiff, diff_plans, render_report
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plandiff"
@@ -461,11 +462,16 @@ def test_summary_line() -> None:
 # --- stack listing (the workflow matrix) -------------------------------------------------------
 
 
-def stacks_dir(tmp_path: Path, *names: str) -> Path:
+def stacks_dir(tmp_path: Path, *names: str, stated: dict[str, str] | None = None) -> Path:
+    """Stack files stating the cloud and env their name says (or `stated`)."""
     folder = tmp_path / "stacks"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     for name in names:
-        (folder / name).write_text("config: {}\n", encoding="utf-8")
+        stack = name.removeprefix("Pulumi.").removesuffix(".yaml")
+        parts = stack.split("-")
+        cloud, env = (stated or {}).get(name, f"{parts[0]} {parts[-1]}").split()
+        text = f"config:\n  mlops:cloud: {cloud}\n  mlops:environment: {env}\n"
+        (folder / name).write_text(text, encoding="utf-8")
     return folder
 
 
@@ -475,21 +481,56 @@ def test_stack_matrix_rows_and_env_filter(tmp_path: Path) -> None:
         "Pulumi.gcp-prod.yaml",
         "Pulumi.aws-dev.yaml",
         "Pulumi.azure-eu-dev.yaml",
-        "README.md",
-        "Pulumi.yaml",
+        "Pulumi.sandbox.yaml",
+        stated={"Pulumi.sandbox.yaml": "gcp dev"},
     )
+    (folder / "README.md").write_text("not a stack")
     assert plandiff.stack_matrix(folder) == [
         {"cloud": "aws", "env": "dev", "stack": "aws-dev"},
         {"cloud": "azure", "env": "dev", "stack": "azure-eu-dev"},
         {"cloud": "gcp", "env": "prod", "stack": "gcp-prod"},
+        # Any name: the file says where it goes.
+        {"cloud": "gcp", "env": "dev", "stack": "sandbox"},
     ]
     assert [r["stack"] for r in plandiff.stack_matrix(folder, "prod")] == ["gcp-prod"]
 
 
-@pytest.mark.parametrize("name", ["Pulumi.aws-qa.yaml", "Pulumi.ibm-dev.yaml", "Pulumi.dev.yaml"])
-def test_stack_matrix_refuses_names_it_cannot_route(tmp_path: Path, name: str) -> None:
-    with pytest.raises(ValueError, match=r"<cloud>-\.\.\.-<env>"):
-        plandiff.stack_matrix(stacks_dir(tmp_path, name))
+@pytest.mark.parametrize(
+    ("name", "stated", "message"),
+    [
+        (
+            "Pulumi.aws-x-prod.yaml",
+            "gcp dev",
+            "stacks/Pulumi.aws-x-prod.yaml: the name says aws/prod, but the file is "
+            "mlops:cloud gcp, mlops:environment dev",
+        ),
+        (
+            "Pulumi.team-dev.yaml",
+            "aws prod",
+            "stacks/Pulumi.team-dev.yaml: the name says aws/dev, but the file is "
+            "mlops:cloud aws, mlops:environment prod",
+        ),
+        (
+            "Pulumi.ibm-dev.yaml",
+            "ibm dev",
+            "stacks/Pulumi.ibm-dev.yaml: needs `mlops:cloud: aws|gcp|azure` and "
+            "`mlops:environment: dev|staging|prod` under config: to be routed",
+        ),
+    ],
+)
+def test_stack_matrix_refuses_what_it_cannot_route(
+    tmp_path: Path, name: str, stated: str, message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        plandiff.stack_matrix(stacks_dir(tmp_path, name, stated={name: stated}))
+    assert str(caught.value) == message
+
+
+def test_the_listing_reads_what_the_settings_read() -> None:
+    for stack in stackfiles.stack_names():
+        settings = load(stack, stackfiles.as_engine_strings(stackfiles.stack_values(stack)))
+        stated = stackfiles.routing(stackfiles.stacks_dir() / f"Pulumi.{stack}.yaml")
+        assert stated == {"cloud": settings.cloud, "environment": settings.environment}
 
 
 def test_list_stacks_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -500,7 +541,8 @@ def test_list_stacks_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     ]
     (tmp_path / "stacks" / "Pulumi.aws-qa.yaml").write_text("", encoding="utf-8")
     assert plandiff.main(["--list-stacks"], root=tmp_path) == 2
-    assert "Pulumi.aws-qa.yaml" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert error.startswith("plandiff: stacks/Pulumi.aws-qa.yaml: needs `mlops:cloud")
 
 
 # --- git and the planner, end to end ----------------------------------------------------------
@@ -627,10 +669,7 @@ KEY = "azure-native:keyvault:Key"
 def _generation_plans(
     monkeypatch: pytest.MonkeyPatch, stack: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from conftest import planned
-
     from infra.azure import key
-    from tools import stackfiles
     from tools.plan import plan_values
 
     values = stackfiles.stack_values(stack)

@@ -24,7 +24,7 @@ from tools import plandiff, stackfiles
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 HARNESS = Path(__file__).parent / "fixtures" / "plandiff" / "github_script_harness.js"
-PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})$")
+PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 LIST_OUTPUT = re.compile(r"^\$\{\{ fromJSON\(needs\.stacks\.outputs\.(\w+)\) \}\}$")
 LOGIN_ACTIONS = ("aws-actions/", "google-github-actions/auth", "azure/login")
 MARKER = "<!-- mlops-plan-report -->"
@@ -89,7 +89,7 @@ def test_every_action_is_pinned_to_a_full_version_and_consistently() -> None:
             uses = step.get("uses")
             if uses is None:
                 continue
-            assert PINNED.match(uses), f"{name}: {job_id}: {uses} is not pinned to vX.Y.Z or a SHA"
+            assert PINNED.match(uses), f"{name}: {job_id}: {uses} is not pinned to a commit SHA"
             action, version = uses.split("@")
             versions.setdefault(action, set()).add(version)
     assert {a: v for a, v in versions.items() if len(v) > 1} == {}
@@ -480,3 +480,25 @@ def test_docs_name_every_variable_and_secret_the_workflows_read() -> None:
     docs = (ROOT / "README.md").read_text(encoding="utf-8")
     assert names, "no variables found"
     assert sorted(n for n in names if f"`{n}`" not in docs) == []
+
+
+def test_the_pin_audit_names_every_unpinned_action(tmp_path: Path) -> None:
+    from tools import pinned_actions
+
+    workflow = tmp_path / "w.yml"
+    sha = "de0fac2e4500dabe0009e67214ff5f5447ce83dd"
+    workflow.write_text(
+        "jobs:\n  a:\n    steps:\n"
+        "      - uses: actions/checkout@v6.0.2\n"
+        f"      - uses: actions/checkout@{sha}\n"
+        f"      - uses: actions/checkout@{sha} # v6.0.2\n"
+        "      - uses: ./local-action\n"
+        "        with: {uses: x}\n"
+    )
+    assert list(pinned_actions.problems(workflow)) == [
+        f"{workflow}:4: actions/checkout@v6.0.2: pin the full commit SHA of the release "
+        "(`@<sha> # vX.Y.Z`)",
+        f"{workflow}:5: actions/checkout@{sha}: name the release the SHA is in (`# vX.Y.Z`)",
+    ]
+    assert pinned_actions.main([str(workflow)]) == 1
+    assert pinned_actions.main() == 0  # the repository's own workflows

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tools.stackfiles import list_stacks, stack_name
+from tools.stackfiles import list_stacks, routing, stack_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLOUDS = ("aws", "gcp", "azure")
@@ -803,19 +803,30 @@ def exit_status(diffs: Sequence[StackDiff]) -> int:
 
 
 def stack_matrix(stacks_dir: Path, env: str | None = None) -> list[dict[str, str]]:
-    """Workflow matrix rows: cloud from the name's prefix, env from its suffix.
+    """Workflow matrix rows: cloud and env from each file's own `mlops:cloud` and
+    `mlops:environment`, which the workflows pick credentials and policy config by.
 
-    A name that fits neither is an error rather than a silent skip: the
-    workflows pick credentials by cloud and the policy config by env.
+    A file that does not state them, or whose name says another cloud or env
+    (`aws-x-prod` holding a GCP dev stack), is an error rather than a silent
+    misroute; any other name is fine.
     """
     rows = []
     for stack in list_stacks(stacks_dir):
-        cloud, stack_env = stack.split("-", 1)[0], stack.rsplit("-", 1)[-1]
-        if "-" not in stack or cloud not in CLOUDS or stack_env not in ENVIRONMENTS:
+        where = f"{stacks_dir.name}/Pulumi.{stack}.yaml"
+        stated = routing(stacks_dir / f"Pulumi.{stack}.yaml")
+        cloud, stack_env = stated.get("cloud"), stated.get("environment")
+        if cloud not in CLOUDS or stack_env not in ENVIRONMENTS:
             raise ValueError(
-                f"{stacks_dir.name}/Pulumi.{stack}.yaml: a stack name must be "
-                f"<cloud>-...-<env> with cloud in {'|'.join(CLOUDS)} and env in "
-                f"{'|'.join(ENVIRONMENTS)}"
+                f"{where}: needs `mlops:cloud: {'|'.join(CLOUDS)}` and "
+                f"`mlops:environment: {'|'.join(ENVIRONMENTS)}` under config: to be routed"
+            )
+        parts = stack.split("-")
+        named_cloud = parts[0] if parts[0] in CLOUDS else cloud
+        named_env = parts[-1] if parts[-1] in ENVIRONMENTS else stack_env
+        if (named_cloud, named_env) != (cloud, stack_env):
+            raise ValueError(
+                f"{where}: the name says {named_cloud}/{named_env}, but the file is "
+                f"mlops:cloud {cloud}, mlops:environment {stack_env}"
             )
         if env is None or stack_env == env:
             rows.append({"stack": stack, "cloud": cloud, "env": stack_env})

@@ -33,6 +33,23 @@ def list_stacks(directory: Path) -> list[str]:
     return sorted(m["stack"] for m in names if m)
 
 
+# `mlops:cloud: aws` as a stack file writes it: the listing reads the two keys
+# that route a stack without a YAML parser, since CI lists stacks first.
+_ROUTING = re.compile(
+    r"^\s+mlops:(?P<key>cloud|environment):\s*[\"']?(?P<value>[A-Za-z0-9_-]+)[\"']?\s*(#.*)?$"
+)
+
+
+def routing(path: Path) -> dict[str, str]:
+    """`{"cloud": ..., "environment": ...}` as far as the file states them."""
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = _ROUTING.match(line)
+        if match:
+            found[match["key"]] = match["value"]
+    return found
+
+
 def stack_names() -> list[str]:
     return list_stacks(stacks_dir())
 
