@@ -421,9 +421,32 @@ def test_preview_runs_only_for_pull_requests_from_this_repository() -> None:
 
 def test_deploy_triggers() -> None:
     on = triggers(load("deploy.yml"))
-    assert on["push"] == {"branches": ["main"]}
+    # Not on push: only once `ci` has finished on main.
+    assert "push" not in on
+    assert on["workflow_run"] == {"workflows": ["ci"], "types": ["completed"], "branches": ["main"]}
+    assert load("ci.yml")["name"] == "ci"
     assert "workflow_dispatch" in on
     assert len(on["schedule"]) == 1
+
+
+def test_deploy_takes_only_commits_ci_passed_and_deploys_exactly_that_commit() -> None:
+    deploy = load("deploy.yml")
+    gate = deploy["jobs"]["stacks"]["if"]
+    assert "github.event.workflow_run.conclusion == 'success'" in gate
+    assert "github.event.workflow_run.event == 'push'" in gate
+    # Every later job needs the listing, so a failed CI run deploys nothing.
+    for job_id in command_jobs(deploy, "up"):
+        assert "stacks" in deploy["jobs"][job_id]["needs"]
+    # A manual deploy checks CI's verdict on the commit first.
+    check = deploy["jobs"]["stacks"]["steps"][0]
+    assert "gh run list" in check["run"] and "--status success" in check["run"]
+    assert "exit 1" in check["run"]
+    assert deploy["jobs"]["stacks"]["permissions"] == {"contents": "read", "actions": "read"}
+    for job_id, step in steps(deploy):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert (
+                step["with"]["ref"] == "${{ github.event.workflow_run.head_sha || github.sha }}"
+            ), job_id
 
 
 def test_deploy_runs_dev_then_staging_then_prod_behind_the_prod_environment() -> None:
