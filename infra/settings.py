@@ -210,6 +210,8 @@ RESERVED_RANGES: dict[str, str] = {
 # `NetworkSettings.subnets`). Slots are fixed so that changing `zones` or
 # `egress` never renumbers, and so never replaces, an existing subnet.
 MAX_ZONES = 3
+# The prefix lengths an AWS VPC's primary range may have.
+AWS_VPC_PREFIXES = (16, 28)
 # A VNet flow log's retention policy keeps at most a year.
 AZURE_FLOW_LOG_RETENTION_DAYS = 365
 # CloudWatch Logs accepts only these retention periods, in days.
@@ -396,7 +398,8 @@ class Rollout(Model):
     canary_percent: Annotated[int, Field(ge=1, le=50)] = 10
     linear_step_percent: Annotated[int, Field(ge=5, le=50)] = 20
     # The bake time: how long each step waits, watching the alarms, before the next.
-    wait_minutes: Annotated[int, Field(ge=1, le=120)] = 10
+    # SageMaker takes at most an hour per step (WaitIntervalInSeconds <= 3600).
+    wait_minutes: Annotated[int, Field(ge=1, le=60)] = 10
 
     @model_validator(mode="after")
     def _applies(self) -> Rollout:
@@ -734,6 +737,14 @@ def _check_network(stack: str, cloud: str, project: ProjectSettings) -> Iterator
             f"prod spreads over at least 2 zones, got {network.zones}",
         )
     prefix = ipaddress.IPv4Network(network.cidr).prefixlen
+    if cloud == "aws" and not AWS_VPC_PREFIXES[0] <= prefix <= AWS_VPC_PREFIXES[1]:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.cidr",
+            f"{network.cidr}: an AWS VPC takes a /16 to a /28 (a prefix length from "
+            f"{AWS_VPC_PREFIXES[0]} to {AWS_VPC_PREFIXES[1]})",
+        )
+        return
     if network.subnet_prefix_length <= prefix:
         yield SettingsError(
             stack_file(stack),
@@ -908,7 +919,7 @@ def load(stack: str, values: Mapping[str, Any]) -> PlatformSettings:
     except ValidationError as exc:
         problems += _all_errors(exc, stack)
     cloud = project.cloud if project else own.get("cloud")
-    if cloud not in PROVIDER_NAMESPACES:
+    if not isinstance(cloud, str) or cloud not in PROVIDER_NAMESPACES:
         cloud = None
     problems += _check_namespaces(stack, cloud, values)
     if cloud is not None:

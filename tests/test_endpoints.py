@@ -51,7 +51,10 @@ def test_model_runs_privately_as_the_runtime_role_from_the_stack_registry(dev) -
     assert vpc["subnets"] == dev.outputs["privateSubnetIds"]
     group = one(dev, "aws:ec2/securityGroup:SecurityGroup", "-serve-churn-model")
     assert vpc["securityGroupIds"] == [group.name]
-    assert group.inputs["ingress"] == [] and group.inputs["egress"] == []
+    # No inline rules (they would overwrite the rule resources), and no ingress rule.
+    assert "ingress" not in group.inputs and "egress" not in group.inputs
+    ingress = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+    assert [r for r in of_type(dev, ingress) if r.inputs["securityGroupId"] == group.name] == []
     rules = [
         r.inputs
         for r in of_type(dev, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")

@@ -90,8 +90,13 @@ def test_aws_default_security_group_is_stripped(aws_dev) -> None:
 
 def test_aws_endpoint_security_group_admits_https_from_the_vpc_only(aws_dev) -> None:
     group = one(aws_dev, SECURITY_GROUP, "-network-endpoints")
-    assert group.inputs["egress"] == []
-    assert "ingress" not in group.inputs
+    # Rules are resources of their own only: inline rules would overwrite them.
+    assert "ingress" not in group.inputs and "egress" not in group.inputs
+    assert of_type(aws_dev, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule") == [
+        r
+        for r in of_type(aws_dev, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+        if r.inputs["securityGroupId"] != group.name
+    ]
     rules = of_type(aws_dev, INGRESS)
     assert len(rules) == 1
     assert {k: v for k, v in rules[0].inputs.items() if k not in ("tags", "description")} == {

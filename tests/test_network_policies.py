@@ -314,3 +314,19 @@ def test_crossguard_reports_an_open_firewall_and_a_public_prod_vault() -> None:
     assert [(f.policy, f.urn.rsplit("::", 1)[1]) for f in evaluate(vaults, "prod")] == [
         ("network-private-access", "mlops-azure-prod-key-vault")
     ]
+
+
+def test_crossguard_sees_an_open_inline_rule_through_the_engines_proxies() -> None:
+    """The engine hands lists to policies as sequence proxies, not lists; the
+    offline run does the same, so a check that only knows `list` fails here."""
+    registrations = [
+        dataclasses.replace(
+            r, inputs={**r.inputs, "ingress": [{"cidrBlocks": ["0.0.0.0/0"], "fromPort": 22}]}
+        )
+        if r.type == aws_network.DEFAULT_SECURITY_GROUP
+        else r
+        for r in planned("aws-dev").registrations
+    ]
+    assert [(f.policy, f.message) for f in evaluate(registrations, "dev")] == [
+        ("network-no-open-ingress", "security group admits ingress from 0.0.0.0/0")
+    ]

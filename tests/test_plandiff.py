@@ -731,3 +731,19 @@ def test_the_shipped_renames_carry_their_aliases() -> None:
     assert group.aliases == [group.urn + "-models"]
     gcp = one(planned("gcp-prod"), "gcp:kms/cryptoKey:CryptoKey")
     assert gcp.aliases == [gcp.urn + "-key"]
+
+
+def test_a_replacement_reaches_a_consumer_that_was_renamed_by_alias() -> None:
+    model = state("aws:sagemaker/model:Model", "model", {"primaryContainer": {"image": "a:1"}})
+    config_old = state("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "cfg-old")
+    config_new = state("aws:sagemaker/endpointConfiguration:EndpointConfiguration", "cfg")
+    for config in (config_old, config_new):
+        config["inputs"] = {"productionVariants": [{"modelName": "model"}]}
+        config["propertyDependencies"] = {"productionVariants": [model["urn"]]}
+    config_new["aliases"] = [config_old["urn"]]
+    new_model = copy.deepcopy(model)
+    new_model["inputs"]["primaryContainer"]["image"] = "a:2"
+    result = diff(plan(model, config_old), plan(new_model, config_new))
+    changes = {c.after.name: c for c in result.changed}
+    assert changes["model"].replace_reasons == ("primaryContainer",)
+    assert changes["cfg"].replace_reasons == ("productionVariants",)

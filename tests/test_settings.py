@@ -655,3 +655,28 @@ def test_a_misspelt_top_level_key_is_named(tmp_path, monkeypatch: pytest.MonkeyP
         "encryptedkey, encryptionsalt, environment, secretsprovider)",
         "stacks/Pulumi.typo-dev.yaml: config: is required but missing",
     ]
+
+
+def test_limits_the_clouds_set_and_malformed_clouds_are_lines_not_tracebacks() -> None:
+    churn = {
+        "model": {"image": {"repository": "serving", "tag": "1"}},
+        "instanceType": "ml.m5.large",
+        "rollout": {"waitMinutes": 61},
+    }
+    assert _error(**{"mlops:endpoints": {"churn": churn}}) == (
+        f"{F}: mlops:endpoints.churn.rollout.waitMinutes: 61: Input should be less than or "
+        "equal to 60"
+    )
+    assert _error(**{"mlops:network": {"cidr": "10.0.0.0/8"}}) == (
+        f"{F}: mlops:network.cidr: 10.0.0.0/8: an AWS VPC takes a /16 to a /28 (a prefix "
+        "length from 16 to 28)"
+    )
+    # GCP and Azure networks may be larger.
+    load(
+        "gcp-dev",
+        stackfiles.as_engine_strings(
+            {**stackfiles.stack_values("gcp-dev"), "mlops:network": {"cidr": "10.0.0.0/8"}}
+        ),
+    )
+    lines = _error(**{"mlops:cloud": ["aws"]}).splitlines()
+    assert lines[0] == f"{F}: mlops:cloud: Input should be 'aws', 'gcp' or 'azure'"

@@ -441,12 +441,15 @@ def _compare(
         if props or reasons or old.protect != new.protect:
             changed.append(Change(old, new, props, reasons))
     if facts is None:
-        changed = _cascade(before, after, changed)
+        changed = _cascade(before, after, pairs, changed)
     return added, removed, tuple(changed)
 
 
 def _cascade(
-    before: Mapping[str, Resource], after: Mapping[str, Resource], changed: list[Change]
+    before: Mapping[str, Resource],
+    after: Mapping[str, Resource],
+    pairs: Mapping[str, str],
+    changed: list[Change],
 ) -> list[Change]:
     """A replaced resource gets a new id and, when autonamed, a new name: every
     input that came from it changes too, though an offline plan shows the same
@@ -457,12 +460,13 @@ def _cascade(
     frontier = set(replaced)
     while frontier:
         reached: set[str] = set()
-        for urn in sorted(set(before) & set(after)):
+        # Every resource on both sides, under its new URN (`pairs`: new -> old).
+        for urn in sorted(pairs):
             new = after[urn]
             props = sorted(p for p, urns in new.sources.items() if frontier & set(urns))
             if not props:
                 continue
-            change = by_urn.get(urn) or Change(before[urn], new, (), ())
+            change = by_urn.get(urn) or Change(before[pairs[urn]], new, (), ())
             known = {p.path for p in change.properties}
             extra = tuple(PropertyDiff(p, MISSING, MISSING) for p in props if p not in known)
             reasons = tuple(

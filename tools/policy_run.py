@@ -19,6 +19,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
     StackValidationArgs,
 )
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from tools.mockcloud import Registration
 
@@ -56,7 +57,8 @@ def _policy_resources(registrations: Sequence[Registration]) -> list[PolicyResou
     for reg in registrations:
         by_urn[reg.urn] = PolicyResource(
             resource_type=reg.type,
-            props=reg.inputs,
+            # As the engine hands props to a policy: lists and maps behind proxies.
+            props=unknown_checking_proxy(reg.inputs),
             urn=reg.urn,
             name=reg.name,
             opts=_options(reg),
@@ -98,7 +100,7 @@ def evaluate(registrations: Sequence[Registration], environment: str) -> list[Fi
             for reg in resources:
                 args = ResourceValidationArgs(
                     reg.type,
-                    reg.inputs,
+                    unknown_checking_proxy(reg.inputs),
                     reg.urn,
                     reg.name,
                     _options(reg),

@@ -292,9 +292,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             f"{name}-model",
             vpc_id=args.placement.vpc_id,
             description=f"SageMaker model {args.endpoint}: HTTPS to the VPC's endpoints and S3",
-            # Nothing connects to the model's interfaces; SageMaker invokes it.
-            ingress=[],
-            egress=[],
+            # No inline rules: the rules below are resources of their own (mixing
+            # both makes each overwrite the other). The provider removes AWS's
+            # default allow-all egress; nothing connects in, SageMaker invokes it.
             tags={**self._tags(), "Name": f"{name}-model"},
             opts=baseline.child(self),
         )

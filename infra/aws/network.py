@@ -218,8 +218,9 @@ class Network(pulumi.ComponentResource):
             f"{name}-endpoints",
             vpc_id=self.vpc.id,
             description="Interface endpoints: HTTPS from inside the VPC only",
-            # No egress rules: endpoints answer, they never open connections.
-            egress=[],
+            # No inline rules: the ingress rule below is a resource of its own
+            # (mixing both makes each overwrite the other). The provider removes
+            # AWS's default allow-all egress: endpoints never open connections.
             tags=self._tags(f"{name}-endpoints"),
             opts=baseline.child(self),
         )

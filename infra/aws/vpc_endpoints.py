@@ -140,8 +140,9 @@ INTERFACE_ENDPOINTS: Mapping[str, Policy] = {
     ),
     # PutMetricData has no resource-level permissions.
     "monitoring": _scoped("AccountMetrics", ["cloudwatch:PutMetricData"], "", ""),
-    # SageMaker has hundreds of actions, all of them scoped to the account here.
-    "sagemaker.api": _scoped("AccountSageMaker", ["sagemaker:*"], "sagemaker", "*"),
+    # SageMaker has hundreds of actions, some (List*, Search) without resource-level
+    # permissions, so no resource pattern: the account condition scopes them.
+    "sagemaker.api": _scoped("AccountSageMaker", ["sagemaker:*"], "", ""),
     "sagemaker.runtime": _scoped(
         "AccountEndpoints",
         [

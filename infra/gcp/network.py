@@ -90,7 +90,11 @@ class Network(pulumi.ComponentResource):
         if settings.egress == "nat":
             self._nat(name)
         zones = gcp.compute.get_zones_output(
-            project=args.project.project_id, region=baseline.region, status="UP"
+            project=args.project.project_id,
+            region=baseline.region,
+            status="UP",
+            # Only once the Compute Engine API is on: a new project has it off.
+            opts=pulumi.InvokeOutputOptions(depends_on=list(args.requires)),
         )
         self.zone_names: pulumi.Output[list[str]] = zones.names.apply(
             lambda names: sorted(names)[: settings.zones]

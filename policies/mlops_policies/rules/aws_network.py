@@ -47,7 +47,8 @@ def vpc_flow_logs(resources: Sequence[Resource]) -> Findings:
 
 
 def _open(blocks: Any) -> list[str]:
-    values = blocks if isinstance(blocks, list) else [blocks]
+    # Under the engine, lists arrive as sequence proxies, not lists.
+    values = blocks if isinstance(blocks, Sequence) and not isinstance(blocks, str) else [blocks]
     return [str(v) for v in values if v in ANYWHERE]
 
 
