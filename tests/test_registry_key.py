@@ -35,7 +35,14 @@ class FakeArm:
     def __init__(self) -> None:
         self.registry: dict[str, Any] = {
             "id": REGISTRY_ID,
-            "identity": {"type": "SystemAssigned, UserAssigned", "principalId": "p"},
+            "identity": {
+                "type": "SystemAssigned, UserAssigned",
+                "principalId": "p",
+                "userAssignedIdentities": {
+                    "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/"
+                    "userAssignedIdentities/boot": {"clientId": "uai", "principalId": "q"}
+                },
+            },
             "properties": {
                 "encryption": {
                     "status": "enabled",
@@ -48,7 +55,26 @@ class FakeArm:
         # How each poll of the operation answers, in order; the last one repeats.
         self.operation = ["InProgress", "Succeeded"]
         self.polls = 0
-        self.refuse: int | None = None
+        # Statuses the registry's GET answers first, in order, before serving it.
+        self.refuse: list[int] = []
+        # How the PATCH names its operation: "async" (Azure-AsyncOperation, with
+        # a status body) or "location" (Location, 202 until done).
+        self.style = "async"
+        # Header names as the server spells them (ARM's casing varies by front end).
+        self.lowercase_headers = False
+        # How the registry reports its own identity once the key moved to it.
+        self.system_reads_as = "system"
+        # Whether the update, though it succeeds, leaves the registry as it was.
+        self.ignore_update = False
+
+
+def _apply(arm: FakeArm) -> None:
+    """The update lands, the registry's own identity reported as ARM reports it."""
+    if arm.pending is None or arm.ignore_update:
+        return
+    arm.pending["keyVaultProperties"]["identity"] = arm.system_reads_as
+    arm.registry["properties"]["encryption"] = arm.pending
+    arm.pending = None
 
 
 def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
@@ -60,7 +86,7 @@ def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
             payload = json.dumps(body).encode()
             self.send_response(code)
             for name, value in (headers or {}).items():
-                self.send_header(name, value)
+                self.send_header(name.lower() if arm.lowercase_headers else name, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -77,15 +103,22 @@ def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
             if self.path.startswith("/operations/"):
                 status = arm.operation[min(arm.polls, len(arm.operation) - 1)]
                 arm.polls += 1
-                if status == "Succeeded" and arm.pending is not None:
-                    arm.registry["properties"]["encryption"] = arm.pending
-                    arm.pending = None
+                if status == "Succeeded":
+                    _apply(arm)
                 body = {"status": status}
                 if status == "Failed":
                     body["error"] = {"code": "KeyVaultAccessForbidden"}
                 self._reply(200, body, {"Retry-After": "0"})
+            elif self.path.startswith("/locations/"):
+                done = arm.operation[min(arm.polls, len(arm.operation) - 1)] == "Succeeded"
+                arm.polls += 1
+                if done:
+                    _apply(arm)
+                body = arm.registry if done else {}
+                self._reply(200 if done else 202, body, {"Retry-After": "0"})
             elif arm.refuse:
-                self._reply(arm.refuse, {"error": {"code": "AuthorizationFailed"}})
+                code = arm.refuse.pop(0)
+                self._reply(code, {"error": {"code": "AuthorizationFailed"}}, {"Retry-After": "0"})
             else:
                 self._reply(200, arm.registry)
 
@@ -93,6 +126,9 @@ def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
             body = self._record() or {}
             arm.pending = copy.deepcopy(body["properties"]["encryption"])
             host = f"http://{self.headers['Host']}"
+            if arm.style == "location":
+                self._reply(202, {}, {"Location": f"{host}/locations/1", "Retry-After": "0"})
+                return
             self._reply(
                 201,
                 arm.registry,
@@ -116,6 +152,7 @@ def arm() -> Iterator[tuple[FakeArm, RegistryKeyProvider]]:
         timeout_seconds = 5.0
         poll_seconds = 0.01
         request_seconds = 5.0
+        grant_seconds = 1.0
 
         def token(self) -> str:
             return TOKEN
@@ -164,6 +201,34 @@ def test_a_registry_already_on_the_key_is_left_alone(arm) -> None:
     assert _methods(fake) == ["GET"]
 
 
+def test_the_own_identity_reported_by_client_id_counts_as_on_the_key(arm) -> None:
+    fake, provider = arm
+    fake.system_reads_as = "0b9d4f6e-6c1c-4a8e-9f55-3f3d2a1c7e21"
+    provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert _methods(fake) == ["GET", "PATCH", "GET", "GET", "GET"]
+    # The next run finds nothing to do.
+    fake.requests.clear()
+    provider.update("id", {}, {"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert _methods(fake) == ["GET"]
+
+
+def test_the_platform_key_through_a_user_assigned_identity_is_moved(arm) -> None:
+    fake, provider = arm
+    fake.registry["properties"]["encryption"]["keyVaultProperties"] = {
+        "keyIdentifier": PLATFORM_KEY,
+        "identity": "UAI",
+    }
+    provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert "PATCH" in _methods(fake)
+
+
+def test_an_update_that_does_not_land_fails_the_deployment(arm) -> None:
+    fake, provider = arm
+    fake.ignore_update = True
+    with pytest.raises(RuntimeError, match=r"still encrypts with .*mlops-acr-boot-g2"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+
+
 def test_a_new_key_generation_is_followed_and_only_a_new_registry_replaces(arm) -> None:
     fake, provider = arm
     old = {"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY}
@@ -206,11 +271,54 @@ def test_an_operation_that_never_ends_times_out(arm) -> None:
     assert fake.polls >= 2
 
 
-def test_a_refused_request_names_the_status(arm) -> None:
+def test_an_operation_named_by_location_is_polled_until_it_stops_answering_202(arm) -> None:
     fake, provider = arm
-    fake.refuse = 403
+    fake.style = "location"
+    fake.operation = ["InProgress", "InProgress", "Succeeded"]
+    provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert fake.polls == 3
+    assert fake.registry["properties"]["encryption"]["keyVaultProperties"] == {
+        "keyIdentifier": PLATFORM_KEY,
+        "identity": "system",
+    }
+    assert [path for _m, path, *_ in fake.requests].count("/locations/1") == 3
+
+
+def test_header_names_are_matched_whatever_their_case(arm) -> None:
+    fake, provider = arm
+    fake.lowercase_headers = True
+    provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert fake.polls == 2
+    assert fake.registry["properties"]["encryption"]["keyVaultProperties"]["identity"] == "system"
+
+
+def test_throttling_and_a_grant_still_propagating_are_retried(arm) -> None:
+    fake, provider = arm
+    fake.refuse = [429, 503, 403]
+    provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert _methods(fake)[:4] == ["GET", "GET", "GET", "GET"]
+    assert fake.registry["properties"]["encryption"]["keyVaultProperties"] == {
+        "keyIdentifier": PLATFORM_KEY,
+        "identity": "system",
+    }
+
+
+def test_a_refusal_that_outlasts_role_propagation_names_the_status(arm) -> None:
+    fake, provider = arm
+    fake.refuse = [403] * 10_000
+    started = time.monotonic()
     with pytest.raises(RuntimeError, match=r"GET .*: HTTP 403: .*AuthorizationFailed"):
         provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert time.monotonic() - started < 3
+    assert "PATCH" not in _methods(fake)
+
+
+def test_a_bad_request_is_not_retried(arm) -> None:
+    fake, provider = arm
+    fake.refuse = [400, 400]
+    with pytest.raises(RuntimeError, match=r"GET .*: HTTP 400"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert _methods(fake) == ["GET"]
 
 
 def test_deleting_changes_nothing(arm) -> None:

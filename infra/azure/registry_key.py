@@ -21,6 +21,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from typing import Any
 
 import pulumi
@@ -39,6 +40,8 @@ class RegistryKeyProvider(dynamic.ResourceProvider):
     timeout_seconds = 600.0
     poll_seconds = 5.0
     request_seconds = 60.0
+    # A role assignment reaches ARM within minutes; a 403 is retried that long.
+    grant_seconds = 300.0
     bearer = ""
 
     def token(self) -> str:
@@ -51,62 +54,104 @@ class RegistryKeyProvider(dynamic.ResourceProvider):
 
     def request(
         self, method: str, url: str, body: dict[str, Any] | None = None
-    ) -> tuple[dict[str, str], dict[str, Any]]:
+    ) -> tuple[int, Message, dict[str, Any]]:
+        """One ARM call: its status, its headers (looked up case-insensitively),
+        its JSON body. Throttling and server errors are retried until the
+        deadline; a refusal (403) is retried for `grant_seconds`, the time a new
+        role assignment takes to reach ARM; anything else fails at once."""
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self.bearer}")
-        request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=self.request_seconds) as response:
-                return dict(response.headers), json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:500]
-            raise RuntimeError(f"{method} {url}: HTTP {error.code}: {detail}") from None
+        started = time.monotonic()
+        while True:
+            request = urllib.request.Request(url, data=data, method=method)
+            request.add_header("Authorization", f"Bearer {self.bearer}")
+            request.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(request, timeout=self.request_seconds) as response:
+                    return response.status, response.headers, json.loads(response.read() or b"{}")
+            except urllib.error.HTTPError as error:
+                detail = error.read().decode(errors="replace")[:500]
+                waited = time.monotonic() - started
+                retry = (error.code == 429 or error.code >= 500) and waited < self.timeout_seconds
+                retry = retry or (error.code == 403 and waited < self.grant_seconds)
+                if not retry:
+                    raise RuntimeError(f"{method} {url}: HTTP {error.code}: {detail}") from None
+                self.pause(error.headers, started + self.timeout_seconds)
 
-    def wait(self, headers: dict[str, str]) -> None:
-        """Follow an asynchronous operation's status URL until it ends, or time out."""
-        status_url = headers.get("Azure-AsyncOperation") or headers.get("Location")
-        if not status_url:
+    def pause(self, headers: Message, deadline: float) -> None:
+        """Sleep as long as the reply's Retry-After asks, never past `deadline`."""
+        try:
+            delay = float(headers.get("Retry-After", self.poll_seconds))
+        except ValueError:  # An HTTP date instead of seconds.
+            delay = self.poll_seconds
+        time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+
+    def wait(self, status_code: int, headers: Message) -> None:
+        """Follow an asynchronous operation until it ends, or time out.
+
+        ARM names the operation by `Azure-AsyncOperation`, whose body carries a
+        status, or by `Location`, which answers 202 until the operation is done.
+        """
+        operation = headers.get("Azure-AsyncOperation")
+        location = headers.get("Location") if status_code == 202 else None
+        if not (operation or location):
             return
         deadline = time.monotonic() + self.timeout_seconds
         while True:
-            reply_headers, body = self.request("GET", status_url)
-            status = str(body.get("status", "")).lower()
-            if status == "succeeded":
-                return
-            if status in ("failed", "canceled"):
-                raise RuntimeError(f"registry update {status}: {json.dumps(body.get('error'))}")
+            self.pause(headers, deadline)
+            code, headers, body = self.request("GET", operation or location)
+            if operation:
+                status = str(body.get("status", "")).lower()
+                if status == "succeeded":
+                    return
+                if status in ("failed", "canceled"):
+                    raise RuntimeError(f"registry update {status}: {json.dumps(body.get('error'))}")
+            else:
+                status = "running"
+                if code != 202:
+                    return
             if time.monotonic() >= deadline:
                 raise RuntimeError(
                     f"registry update still {status or 'running'} after {self.timeout_seconds} s"
                 )
-            delay = float(reply_headers.get("Retry-After", self.poll_seconds))
-            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
 
     @staticmethod
     def key_properties(registry: dict[str, Any]) -> dict[str, Any]:
         encryption = (registry.get("properties") or {}).get("encryption") or {}
         return encryption.get("keyVaultProperties") or {}
 
+    def on_key(self, registry: dict[str, Any], key_identifier: str) -> bool:
+        """Whether the registry encrypts with `key_identifier` through its own identity.
+
+        ARM may report that identity as `system` or as its client ID; either way
+        it is none of the registry's user-assigned identities.
+        """
+        current = self.key_properties(registry)
+        identity = str(current.get("identity") or "")
+        assigned = (registry.get("identity") or {}).get("userAssignedIdentities") or {}
+        user_clients = {str((uai or {}).get("clientId", "")).lower() for uai in assigned.values()}
+        return (
+            current.get("keyIdentifier") == key_identifier
+            and bool(identity)
+            and (identity == self.system_identity or identity.lower() not in user_clients)
+        )
+
     def rotate(self, registry_id: str, key_identifier: str) -> None:
         """Point the registry's encryption at `key_identifier` through its own identity."""
         # One token for the whole change (an hour's validity covers the wait).
         self.bearer = self.token()
         url = f"{self.endpoint}{registry_id}?api-version={self.api_version}"
-        wanted = (key_identifier, self.system_identity)
-        _headers, registry = self.request("GET", url)
-        current = self.key_properties(registry)
-        if (current.get("keyIdentifier"), current.get("identity")) == wanted:
+        _code, _headers, registry = self.request("GET", url)
+        if self.on_key(registry, key_identifier):
             return
         if "SystemAssigned" not in str((registry.get("identity") or {}).get("type", "")):
             raise RuntimeError(f"{registry_id} has no system-assigned identity to reach the key")
         key = {"keyIdentifier": key_identifier, "identity": self.system_identity}
         body = {"properties": {"encryption": {"status": "enabled", "keyVaultProperties": key}}}
-        headers, _body = self.request("PATCH", url, body)
-        self.wait(headers)
-        _headers, registry = self.request("GET", url)
-        applied = self.key_properties(registry)
-        if (applied.get("keyIdentifier"), applied.get("identity")) != wanted:
+        code, headers, _body = self.request("PATCH", url, body)
+        self.wait(code, headers)
+        _code, _headers, registry = self.request("GET", url)
+        if not self.on_key(registry, key_identifier):
+            applied = self.key_properties(registry)
             raise RuntimeError(f"{registry_id} still encrypts with {applied} after the update")
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
