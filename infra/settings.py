@@ -73,7 +73,7 @@ class SettingsError(Exception):
         self.stack_file = stack_file
         self.key = key
         self.problem = problem
-        self.lines = [f"{stack_file}: {key}: {problem}"]
+        self.lines = [f"{stack_file}: {_one_line(key)}: {_one_line(problem)}"]
         super().__init__(self.lines[0])
 
     @classmethod
@@ -84,6 +84,14 @@ class SettingsError(Exception):
         error.lines = [line for p in problems for line in p.lines]
         error.args = ("\n".join(error.lines),)
         return error
+
+
+def _one_line(text: str) -> str:
+    """`text` with what would break or hide a line (a newline, a control
+    character, a Unicode line separator) written as its escape."""
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def _name(kind: str):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from conftest import created_as, of_type, one, plan_with, planned
 from mlops_policies.catalog import STATEFUL_TYPES
@@ -224,7 +228,7 @@ def test_registry_is_one_encrypted_immutable_scanned_docker_repository_per_name(
             {
                 "id": "delete-untagged",
                 "action": "DELETE",
-                "condition": {"tagState": "UNTAGGED", "olderThan": "7d"},
+                "condition": {"tagState": "UNTAGGED", "olderThan": "604800s"},
             },
             {"id": "keep-most-recent", "action": "KEEP", "mostRecentVersions": {"keepCount": 30}},
         ]
@@ -253,7 +257,7 @@ def test_registry_follows_settings() -> None:
     assert repo.inputs["dockerConfig"] == {"immutableTags": False}
     assert repo.inputs["vulnerabilityScanningConfig"] == {"enablementConfig": "DISABLED"}
     policies = {p["id"]: p for p in repo.inputs["cleanupPolicies"]}
-    assert policies["delete-untagged"]["condition"]["olderThan"] == "3d"
+    assert policies["delete-untagged"]["condition"]["olderThan"] == "259200s"
     assert policies["keep-most-recent"]["mostRecentVersions"] == {"keepCount": 5}
     assert [s.inputs["service"] for s in of_type(plan, SERVICE) if "scanning" in s.name] == []
     # The pack refuses what the settings loosened.
@@ -332,3 +336,34 @@ def test_model_registry_is_vertex_and_provisions_nothing(dev) -> None:
     plan = plan_with("gcp-dev", registries={"models": {"enabled": True}})
     assert plan.outputs["modelRegistry"] == "projects/mlops-platform-dev/locations/europe-west4"
     assert sorted(r.urn for r in plan.registrations) == sorted(r.urn for r in dev.registrations)
+
+
+DURATION = re.compile(r"\d+(\.\d+)?[a-z]+")
+
+
+def _durations(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _durations(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _durations(item, f"{path}[{index}]")
+    elif isinstance(value, str) and DURATION.fullmatch(value):
+        yield path, value
+
+
+@pytest.mark.parametrize("stack", ["gcp-dev", "gcp-prod"])
+def test_every_duration_is_given_in_seconds(stack: str) -> None:
+    """GCP APIs take protobuf Durations ("604800s"); a day value is refused or
+    read back in seconds, a diff on every preview."""
+    found = [
+        (path, value)
+        for r in planned(stack).registrations
+        for path, value in _durations(r.inputs, r.name)
+    ]
+    assert {path.rsplit(".", 1)[-1] for path, _ in found} >= {
+        "olderThan",
+        "rotationPeriod",
+        "destroyScheduledDuration",
+    }
+    assert [(path, v) for path, v in found if not re.fullmatch(r"\d+s", v)] == []

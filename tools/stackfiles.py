@@ -132,8 +132,28 @@ def _check_top_level(stack: str, data: dict[str, Any]) -> None:
         for key in sorted(data, key=str)
         if key not in TOP_LEVEL_KEYS
     ]
+    config = data.get("config")
     if "config" not in data:
         problems.append(SettingsError(stack_file(stack), "config", "is required but missing"))
+    elif config is not None and not isinstance(config, dict):
+        problems.append(
+            SettingsError(
+                stack_file(stack),
+                "config",
+                f"expected a mapping of settings, got {type(config).__name__}",
+            )
+        )
+    else:
+        problems += [
+            SettingsError(
+                stack_file(stack),
+                str(key),
+                "a setting's name is text, like mlops:cloud, not "
+                f"{'nothing' if key is None else type(key).__name__}",
+            )
+            for key in (config or {})
+            if not isinstance(key, str)
+        ]
     if problems:
         raise SettingsError.of(problems)
 

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.common import Baseline, EncryptionKey
+from infra.gcp.bucket import SECONDS_PER_DAY
 from infra.gcp.context import labels
 from infra.gcp.key import grant_key_use
 from infra.gcp.services import ARTIFACT_REGISTRY_API
@@ -44,7 +45,9 @@ def cleanup_policies(containers: ContainerRegistrySettings) -> list[dict[str, An
             "action": "DELETE",
             "condition": {
                 "tag_state": "UNTAGGED",
-                "older_than": f"{containers.untagged_retention_days}d",
+                # A protobuf Duration: seconds, never days (the API refuses
+                # "7d", and a provider that expands it reads back a diff).
+                "older_than": f"{containers.untagged_retention_days * SECONDS_PER_DAY}s",
             },
         },
         {
