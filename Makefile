@@ -30,12 +30,13 @@ $(STAMP): requirements.txt
 	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'mlops-platform.pth').write_text(str(pathlib.Path.cwd()) + chr(10))"
 	touch $(STAMP)
 
-lint: $(STAMP) ## ruff lint and format check, workflow schema check, actions pinned to commits
+lint: $(STAMP) ## ruff lint and format check, workflow schema and security checks, actions pinned to commits
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	$(PY) -m tools.pinned_actions
+	$(VENV)/bin/zizmor --offline --quiet .github/workflows
 
 format: $(STAMP) ## Fix lint findings and format the code
 	$(VENV)/bin/ruff check --fix .

@@ -434,6 +434,8 @@ def test_deploy_takes_only_commits_ci_passed_and_deploys_exactly_that_commit() -
     gate = deploy["jobs"]["stacks"]["if"]
     assert "github.event.workflow_run.conclusion == 'success'" in gate
     assert "github.event.workflow_run.event == 'push'" in gate
+    # A push to a fork's main never deploys here.
+    assert "github.event.workflow_run.head_repository.full_name == github.repository" in gate
     # Every later job needs the listing, so a failed CI run deploys nothing.
     for job_id in command_jobs(deploy, "up"):
         assert "stacks" in deploy["jobs"][job_id]["needs"]
