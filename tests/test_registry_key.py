@@ -191,14 +191,21 @@ def test_create_moves_the_registry_to_the_platform_key_through_its_own_identity(
     assert {auth for *_, auth in fake.requests} == {f"Bearer {TOKEN}"}
 
 
-def test_a_registry_already_on_the_key_is_left_alone(arm) -> None:
+@pytest.mark.parametrize(
+    ("identity", "requests"),
+    [("system", ["GET"]), ("UAI", ["GET", "PATCH", "GET", "GET", "GET"])],
+    ids=["through its own identity: left alone", "through a user-assigned one: moved"],
+)
+def test_a_registry_on_the_key_is_moved_only_off_a_user_assigned_identity(
+    arm, identity: str, requests: list[str]
+) -> None:
     fake, provider = arm
     fake.registry["properties"]["encryption"]["keyVaultProperties"] = {
         "keyIdentifier": PLATFORM_KEY,
-        "identity": "system",
+        "identity": identity,
     }
     provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
-    assert _methods(fake) == ["GET"]
+    assert _methods(fake) == requests
 
 
 def test_the_own_identity_reported_by_client_id_counts_as_on_the_key(arm) -> None:
@@ -210,16 +217,6 @@ def test_the_own_identity_reported_by_client_id_counts_as_on_the_key(arm) -> Non
     fake.requests.clear()
     provider.update("id", {}, {"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
     assert _methods(fake) == ["GET"]
-
-
-def test_the_platform_key_through_a_user_assigned_identity_is_moved(arm) -> None:
-    fake, provider = arm
-    fake.registry["properties"]["encryption"]["keyVaultProperties"] = {
-        "keyIdentifier": PLATFORM_KEY,
-        "identity": "UAI",
-    }
-    provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
-    assert "PATCH" in _methods(fake)
 
 
 def test_an_update_that_does_not_land_fails_the_deployment(arm) -> None:
