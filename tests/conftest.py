@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
+import os
+import pickle
+import shutil
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +19,40 @@ from tools import stackfiles
 from tools.mockcloud import Registration
 from tools.plan import StackPlan, plan_stack, plan_values
 
+# Where the test processes of one run share the shipped stacks' plans.
+SHARED_PLANS = "MLOPS_TEST_SHARED_PLANS"
+_OWNED = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controlling process makes the folder its workers inherit."""
+    if not hasattr(config, "workerinput") and SHARED_PLANS not in os.environ:
+        os.environ[SHARED_PLANS] = tempfile.mkdtemp(prefix="mlops-plans-")
+        config.stash[_OWNED] = os.environ[SHARED_PLANS]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    owned = config.stash.get(_OWNED, None)
+    if owned:
+        shutil.rmtree(owned, ignore_errors=True)
+        os.environ.pop(SHARED_PLANS, None)
+
 
 @functools.cache
 def planned(stack: str) -> StackPlan:
-    """The shipped stack's plan; computed once per test session."""
-    return plan_stack(stack)
+    """The shipped stack's plan, computed once per test run: the first process
+    to ask plans it, the others (pytest-xdist workers) wait for it and read it."""
+    shared = os.environ.get(SHARED_PLANS)
+    if not shared or not Path(shared).is_dir():
+        return plan_stack(stack)
+    stored = Path(shared, f"{stack}.pickle")
+    with Path(shared, f"{stack}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stored.exists():
+            return pickle.loads(stored.read_bytes())
+        plan = plan_stack(stack)
+        stored.write_bytes(pickle.dumps(plan))
+        return plan
 
 
 def plan_with(stack: str, **overrides: Any) -> StackPlan:

@@ -303,6 +303,7 @@ def test_throttling_and_a_grant_still_propagating_are_retried(arm) -> None:
 def test_a_refusal_that_outlasts_role_propagation_names_the_status(arm) -> None:
     fake, provider = arm
     fake.refuse = [403] * 10_000
+    provider.grant_seconds = 0.2
     started = time.monotonic()
     with pytest.raises(RuntimeError, match=r"GET .*: HTTP 403: .*AuthorizationFailed"):
         provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
