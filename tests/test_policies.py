@@ -334,3 +334,54 @@ def test_offline_run_reports_a_broken_bucket_through_crossguard() -> None:
 @pytest.mark.parametrize("stack", ["aws-dev", "aws-prod"])
 def test_shipped_aws_stacks_pass_every_rule(stack: str) -> None:
     assert planned(stack).findings == []
+
+
+def _extra(type_: str, name: str, inputs: dict[str, Any]) -> Registration:
+    return Registration(
+        type=type_,
+        name=name,
+        urn=f"urn:pulumi:t::mlops::{type_}::{name}",
+        custom=True,
+        parent="",
+        protect=False,
+        retain_on_delete=False,
+        provider="",
+        dependencies=[],
+        property_dependencies={},
+        inputs=inputs,
+    )
+
+
+def test_lists_and_mappings_are_read_as_the_engine_hands_them() -> None:
+    """Under CrossGuard (and the offline run) nested lists and mappings arrive
+    as proxies, not `list` and `dict`: the rules still see every grant in them."""
+    open_policy = {
+        "Version": "2012-10-17",
+        "Statement": {"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:*"]},
+    }
+    extras = [
+        _extra("aws:iam/policy:Policy", "object-document", {"policy": open_policy}),
+        _extra(
+            "gcp:storage/bucketACL:BucketACL", "public-acl", {"roleEntities": ["READER:allUsers"]}
+        ),
+    ]
+    found = {
+        (f.policy, f.urn.rsplit("::", 1)[1], f.message)
+        for f in evaluate(extras, "prod")
+        if f.urn.rsplit("::", 1)[1] in {"object-document", "public-acl"}
+    }
+    assert (
+        "iam-least-privilege",
+        "object-document",
+        "statement 0 allows every principal ('*')",
+    ) in found
+    assert (
+        "iam-least-privilege",
+        "object-document",
+        "statement 0 allows wildcard actions ['s3:*']",
+    ) in found
+    assert any(
+        p == "storage-no-public-access" and "allUsers" in m
+        for p, n, m in found
+        if n == "public-acl"
+    )

@@ -101,3 +101,14 @@ def section(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if isinstance(value, Sequence) and not isinstance(value, str):
         value = value[0] if value else {}
     return value if isinstance(value, Mapping) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """A property that may be one value or many, as a list; absent is empty.
+    Under the engine, lists arrive as sequence proxies and mappings as mapping
+    proxies, so neither is tested against `list` or `dict`."""
+    if value is None:
+        return []
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return [value]

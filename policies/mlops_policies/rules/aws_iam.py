@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mlops_policies.catalog import POLICY_DOCUMENT_PROPERTY
-from mlops_policies.model import Resource
+from mlops_policies.model import Resource, as_list
 from mlops_policies.rules.aws_storage import statements
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _wildcard_principal(principal: Any) -> bool:
     if principal == "*":
         return True
-    if isinstance(principal, dict):
-        return any("*" in _as_list(v) for v in principal.values())
+    if isinstance(principal, Mapping):
+        return any("*" in as_list(v) for v in principal.values())
     return False
 
 
@@ -35,7 +29,7 @@ def least_privilege(resource: Resource) -> Iterator[str]:
         label = statement.get("Sid") or f"statement {index}"
         if _wildcard_principal(statement.get("Principal")):
             yield f"{label} allows every principal ('*')"
-        wildcards = [a for a in _as_list(statement.get("Action")) if "*" in str(a)]
+        wildcards = [a for a in as_list(statement.get("Action")) if "*" in str(a)]
         if wildcards:
             yield f"{label} allows wildcard actions {sorted(wildcards)}"
         if statement.get("NotAction") is not None:

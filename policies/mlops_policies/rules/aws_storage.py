@@ -5,10 +5,10 @@ the cloud."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from mlops_policies.model import Resource, by_type, configuring
+from mlops_policies.model import Resource, as_list, by_type, configuring
 
 S3_BUCKET = "aws:s3/bucket:Bucket"
 S3_ENCRYPTION = (
@@ -98,8 +98,11 @@ def statements(document: Any) -> list[dict[str, Any]]:
             document = json.loads(document)
         except json.JSONDecodeError:
             return []
-    statements = (document or {}).get("Statement", [])
-    return [statements] if isinstance(statements, dict) else list(statements)
+    if not isinstance(document, Mapping):
+        return []
+    found = document.get("Statement")
+    found = [found] if isinstance(found, Mapping) else as_list(found)
+    return [statement for statement in found if isinstance(statement, Mapping)]
 
 
 def denies_plain_http(document: Any) -> bool:

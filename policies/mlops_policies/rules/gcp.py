@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mlops_policies.model import Resource, section
+from mlops_policies.model import Resource, as_list, section
 
 BUCKET = "gcp:storage/bucket:Bucket"
 CRYPTO_KEY = "gcp:kms/cryptoKey:CryptoKey"
@@ -80,8 +80,7 @@ def _members(resource: Resource) -> list[str]:
     prop = ACL_ENTITY_PROPERTY.get(resource.type)
     if prop is not None:
         value = props.get(prop)
-        entries = value if isinstance(value, list) else [value]
-        return [str(e).rsplit(":", 1)[-1] for e in entries if e]
+        return [str(e).rsplit(":", 1)[-1] for e in as_list(value) if e]
     return []
 
 
