@@ -64,6 +64,12 @@ class FakeArm:
         self.lowercase_headers = False
         # How the registry reports its own identity once the key moved to it.
         self.system_reads_as = "system"
+        # How many registry GETs drop the connection without an answer first.
+        self.drop = 0
+        # A registry GET answered with a page that is not JSON.
+        self.html = False
+        # Once the operation has been polled once, every poll answers this status.
+        self.operation_error: int | None = None
         # Whether the update, though it succeeds, leaves the registry as it was.
         self.ignore_update = False
 
@@ -100,7 +106,10 @@ def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._record()
-            if self.path.startswith("/operations/"):
+            if self.path.startswith("/operations/") and arm.operation_error and arm.polls:
+                arm.polls += 1
+                self._reply(arm.operation_error, {"error": {"code": "ServerBusy"}})
+            elif self.path.startswith("/operations/"):
                 status = arm.operation[min(arm.polls, len(arm.operation) - 1)]
                 arm.polls += 1
                 if status == "Succeeded":
@@ -116,6 +125,15 @@ def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
                     _apply(arm)
                 body = arm.registry if done else {}
                 self._reply(200 if done else 202, body, {"Retry-After": "0"})
+            elif arm.drop:
+                arm.drop -= 1
+                self.close_connection = True
+            elif arm.html:
+                payload = b"<html>gateway</html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
             elif arm.refuse:
                 code = arm.refuse.pop(0)
                 self._reply(code, {"error": {"code": "AuthorizationFailed"}}, {"Retry-After": "0"})
@@ -151,6 +169,7 @@ def arm() -> Iterator[tuple[FakeArm, RegistryKeyProvider]]:
         endpoint = f"http://127.0.0.1:{server.server_address[1]}"
         timeout_seconds = 5.0
         poll_seconds = 0.01
+        min_retry_seconds = 0.01
         request_seconds = 5.0
         grant_seconds = 1.0
 
@@ -346,3 +365,41 @@ def test_the_serialized_provider_loads_in_a_process_started_elsewhere(tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "RegistryKeyProvider https://management.azure.com"
+
+
+def test_a_dropped_connection_is_retried(arm) -> None:
+    fake, provider = arm
+    fake.drop = 2
+    provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    assert fake.drop == 0
+    assert fake.registry["properties"]["encryption"]["keyVaultProperties"]["identity"] == "system"
+
+
+def test_a_reply_that_is_not_json_names_the_call(arm) -> None:
+    fake, provider = arm
+    fake.html = True
+    with pytest.raises(RuntimeError, match=r"GET .*: HTTP 200: not JSON: <html>gateway"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+
+
+def test_polling_that_meets_server_errors_stops_at_the_operations_deadline(arm) -> None:
+    fake, provider = arm
+    fake.operation = ["InProgress"]
+    fake.operation_error = 503
+    provider.timeout_seconds = 0.5
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"HTTP 503"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    # One deadline for the whole wait, not a fresh one per poll.
+    assert time.monotonic() - started < 0.5 + 0.4
+
+
+def test_an_immediate_retry_after_is_not_a_tight_loop(arm) -> None:
+    fake, provider = arm
+    fake.refuse = [429] * 10_000
+    provider.timeout_seconds = 0.5
+    provider.min_retry_seconds = 0.1
+    with pytest.raises(RuntimeError, match=r"HTTP 429"):
+        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
+    # Retry-After: 0 on every reply, yet at most one request per 0.1 s.
+    assert len(fake.requests) <= 7
