@@ -76,7 +76,9 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.dates()
+)
 VALUES = st.recursive(
     SCALARS,
     lambda inner: (
@@ -146,8 +148,20 @@ def test_yaml_of_the_wrong_shape_is_lines(stacks: Path) -> None:
         ("config:\n  1: x\n", "1: a setting's name is text, like mlops:cloud, not int"),
         # A record separator would split the line; it is shown as its escape.
         ('"a\\x1eb": 1\nconfig: {}\n', "a\\x1eb: unknown top-level key"),
+        (
+            "config:\n  mlops:network: {since: 2026-01-01}\n",
+            "mlops:network: holds a value settings cannot take",
+        ),
+        ("config: " + "[" * 5000 + "\n", "(file): not valid YAML: nested too deeply"),
     ],
-    ids=["empty", "config a list", "a number as key", "a control character"],
+    ids=[
+        "empty",
+        "config a list",
+        "a number as key",
+        "a control character",
+        "a date in an object",
+        "nested too deeply",
+    ],
 )
 def test_empty_and_misshapen_files_name_the_problem(stacks: Path, text: str, expected: str) -> None:
     error = _read(stacks, text)

@@ -87,7 +87,30 @@ def stack_values(stack: str) -> dict[str, Any]:
     name = project()["name"]
     values = project_defaults()
     values.update({_qualified(k, name): v for k, v in (data.get("config") or {}).items()})
+    _check_representable(stack, values)
     return values
+
+
+def _check_representable(stack: str, values: dict[str, Any]) -> None:
+    """Settings reach the program as JSON; a value YAML reads as a date, a set or
+    bytes (unquoted `2026-01-01`, `!!set`, `!!binary`) inside an object is not."""
+    from infra.settings import SettingsError, stack_file
+
+    problems = []
+    for key, value in values.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError, RecursionError) as error:
+            problems.append(
+                SettingsError(
+                    stack_file(stack),
+                    key,
+                    f"holds a value settings cannot take ({error}); quote dates and "
+                    "use plain lists and mappings",
+                )
+            )
+    if problems:
+        raise SettingsError.of(problems)
 
 
 def _read_stack_file(stack: str, path: Path) -> dict[str, Any]:
@@ -99,6 +122,10 @@ def _read_stack_file(stack: str, path: Path) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(path.read_text())
+    except RecursionError:
+        raise SettingsError(
+            stack_file(stack), "(file)", "not valid YAML: nested too deeply"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
