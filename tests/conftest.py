@@ -25,8 +25,9 @@ _OWNED = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The controlling process makes the folder its workers inherit."""
-    if not hasattr(config, "workerinput") and SHARED_PLANS not in os.environ:
+    """The controlling process makes a fresh folder its workers inherit (never
+    one from the environment: its plans could predate the code under test)."""
+    if not hasattr(config, "workerinput"):
         os.environ[SHARED_PLANS] = tempfile.mkdtemp(prefix="mlops-plans-")
         config.stash[_OWNED] = os.environ[SHARED_PLANS]
 
