@@ -238,13 +238,6 @@ def test_the_own_identity_reported_by_client_id_counts_as_on_the_key(arm) -> Non
     assert _methods(fake) == ["GET"]
 
 
-def test_an_update_that_does_not_land_fails_the_deployment(arm) -> None:
-    fake, provider = arm
-    fake.ignore_update = True
-    with pytest.raises(RuntimeError, match=r"still encrypts with .*mlops-acr-boot-g2"):
-        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
-
-
 def test_a_new_key_generation_is_followed_and_only_a_new_registry_replaces(arm) -> None:
     fake, provider = arm
     old = {"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY}
@@ -269,10 +262,23 @@ def test_a_registry_without_its_own_identity_is_refused_before_any_change(arm) -
     assert "PATCH" not in _methods(fake)
 
 
-def test_a_failed_operation_fails_the_deployment(arm) -> None:
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            {"operation": ["InProgress", "Failed"]},
+            r"registry update failed: .*KeyVaultAccessForbidden",
+        ),
+        ({"ignore_update": True}, r"still encrypts with .*mlops-acr-boot-g2"),
+        ({"html": True}, r"GET .*: HTTP 200: not JSON: <html>gateway"),
+    ],
+    ids=["operation failed", "update did not land", "reply not JSON"],
+)
+def test_a_fault_fails_the_deployment_naming_it(arm, fault: dict[str, Any], message: str) -> None:
     fake, provider = arm
-    fake.operation = ["InProgress", "Failed"]
-    with pytest.raises(RuntimeError, match=r"registry update failed: .*KeyVaultAccessForbidden"):
+    for name, value in fault.items():
+        setattr(fake, name, value)
+    with pytest.raises(RuntimeError, match=message):
         provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
 
 
@@ -373,13 +379,6 @@ def test_a_dropped_connection_is_retried(arm) -> None:
     provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
     assert fake.drop == 0
     assert fake.registry["properties"]["encryption"]["keyVaultProperties"]["identity"] == "system"
-
-
-def test_a_reply_that_is_not_json_names_the_call(arm) -> None:
-    fake, provider = arm
-    fake.html = True
-    with pytest.raises(RuntimeError, match=r"GET .*: HTTP 200: not JSON: <html>gateway"):
-        provider.create({"registryId": REGISTRY_ID, "keyIdentifier": PLATFORM_KEY})
 
 
 def test_polling_that_meets_server_errors_stops_at_the_operations_deadline(arm) -> None:
