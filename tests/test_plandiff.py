@@ -17,6 +17,7 @@ from conftest import planned
 from infra.settings import load
 from tools import plandiff, stackfiles
 from tools.plandiff import StackDiff, diff_plans, render_report
+from tools.plandiff import report as rendering
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plandiff"
 GOLDEN = Path(__file__).parent / "golden" / "plandiff_report.md"
@@ -359,7 +360,7 @@ def test_json_documents_in_strings_are_diffed_as_documents() -> None:
 
 def test_long_strings_are_shown_from_near_their_first_difference() -> None:
     prefix = "arn:aws:iam::111111111111:role/" + "x" * 100
-    shown = plandiff._values(prefix + "-reader", prefix + "-writer")
+    shown = rendering._values(prefix + "-reader", prefix + "-writer")
     assert shown == f'`...{"x" * 19}-reader"` → `...{"x" * 19}-writer"`'
 
 
@@ -376,11 +377,11 @@ def test_free_text_cannot_mention_anyone_or_break_lines() -> None:
 
 
 def test_unknown_and_long_values_render_readably() -> None:
-    assert plandiff._value(plandiff.UNKNOWN) == "(known after apply)"
-    assert plandiff._value(plandiff.MISSING) == "(absent)"
-    long = plandiff._value("x" * 500)
+    assert rendering._value(plandiff.UNKNOWN) == "(known after apply)"
+    assert rendering._value(plandiff.MISSING) == "(absent)"
+    long = rendering._value("x" * 500)
     assert long.endswith("...`") and len(long) < 100
-    assert plandiff._code("a`b") == "``a`b``"
+    assert rendering.code("a`b") == "``a`b``"
 
 
 # --- report -------------------------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""Which property changes make a resource replace: offline plans carry no
+provider diff, so this table stands in for it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+# Properties whose change makes the provider delete and recreate the resource.
+# Offline plans carry no provider diff, so this table stands in for it. Sources:
+# ForceNew in the upstream Terraform schemas (pulumi-aws and pulumi-gcp are built
+# on them); for azure-native, the ARM URL path segments plus properties ARM
+# refuses to update. `kind` on a storage account only upgrades in place from
+# Storage to StorageV2; any other change needs a new account, so every change is
+# flagged. Paths may be nested (`versionTemplate.protectionLevel`).
+REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
+    "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix", "objectLockEnabled"),
+    "aws:kms/key:Key": (
+        "customKeyStoreId",
+        "customerMasterKeySpec",
+        "keyUsage",
+        "multiRegion",
+        "xksKeyId",
+    ),
+    "aws:ecr/repository:Repository": ("encryptionConfigurations", "name"),
+    # Not stateful, but a model version ships as their replacement; listed so
+    # the plan diff shows it. A SageMaker model and endpoint configuration are
+    # immutable (every input forces a new one); an endpoint only updates.
+    "aws:sagemaker/model:Model": (
+        "containers",
+        "enableNetworkIsolation",
+        "executionRoleArn",
+        "inferenceExecutionConfig",
+        "name",
+        "primaryContainer",
+        "vpcConfig",
+    ),
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": (
+        "asyncInferenceConfig",
+        "dataCaptureConfig",
+        "kmsKeyArn",
+        "name",
+        "namePrefix",
+        "productionVariants",
+        "shadowProductionVariants",
+    ),
+    "aws:sagemaker/endpoint:Endpoint": ("name",),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
+    "gcp:storage/bucket:Bucket": ("location", "name", "project"),
+    "gcp:kms/keyRing:KeyRing": ("location", "name", "project"),
+    "gcp:kms/cryptoKey:CryptoKey": (
+        "importOnly",
+        "keyRing",
+        "name",
+        "purpose",
+        "skipInitialVersionCreation",
+        "versionTemplate.protectionLevel",
+    ),
+    "gcp:artifactregistry/repository:Repository": (
+        "format",
+        "kmsKeyName",
+        "location",
+        "mode",
+        "project",
+        "repositoryId",
+    ),
+    "azure-native:storage:StorageAccount": (
+        "accountName",
+        "isHnsEnabled",
+        "kind",
+        "location",
+        "resourceGroupName",
+    ),
+    "azure-native:storage:BlobContainer": ("accountName", "containerName", "resourceGroupName"),
+    "azure-native:containerregistry:Registry": ("location", "registryName", "resourceGroupName"),
+    "azure-native:keyvault:Vault": ("location", "resourceGroupName", "vaultName"),
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": ("modelPackageGroupName",),
+    "azure-native:resources:ResourceGroup": ("location", "resourceGroupName"),
+    "azure-native:keyvault:Key": ("keyName", "resourceGroupName", "vaultName"),
+    "azure-native:operationalinsights:Workspace": (
+        "location",
+        "resourceGroupName",
+        "workspaceName",
+    ),
+    "azure-native:machinelearningservices:Registry": (
+        "location",
+        "registryName",
+        "resourceGroupName",
+    ),
+    "azure-native:managedidentity:UserAssignedIdentity": (
+        "location",
+        "resourceGroupName",
+        "resourceName",
+    ),
+    "azure-native:machinelearningservices:Workspace": (
+        "keyVault",
+        "location",
+        "resourceGroupName",
+        "storageAccount",
+        "workspaceName",
+    ),
+}
+
+
+def forced_replacements(type_: str, paths: Sequence[str]) -> tuple[str, ...]:
+    """The changed paths that make `type_` replace, per REPLACE_ON_CHANGE."""
+    keys = REPLACE_ON_CHANGE.get(type_, ())
+    hits = {
+        key
+        for key in keys
+        for path in paths
+        if path == key or path.startswith((f"{key}.", f"{key}["))
+    }
+    return tuple(sorted(hits))
