@@ -21,7 +21,7 @@ def _declared() -> dict[str, dict[str, Any]]:
 def _conforms(value: Any, declaration: dict[str, Any]) -> bool:
     kind = declaration.get("type")
     if kind is None:
-        # Untyped (object) keys: the schema has no object type; settings.py checks the rest.
+        # Untyped (object) keys: the schema has no object type; infra/settings checks the rest.
         return isinstance(value, dict)
     if kind == "integer" and isinstance(value, bool):
         return False

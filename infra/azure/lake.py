@@ -186,7 +186,7 @@ class DataLake(pulumi.ComponentResource):
             resource_group_name=context.resource_group_name,
             location=context.location,
             sku={"name": "PerGB2018"},
-            # settings.py keeps this within the workspace's 30 to 730 days.
+            # The settings keep this within the workspace's 30 to 730 days.
             retention_in_days=args.lake.access_logs.retention_days,
             features={
                 # Queries need Entra ID and read only what the caller may read.

@@ -1,0 +1,351 @@
+"""Checks that span keys, clouds and catalogs: what the schema alone cannot
+say (namespaces, regions, what a cloud supports, network and endpoint fit)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+)
+
+from infra.catalogs import (
+    AZURE_LOCATIONS,
+    GCP_REGIONS,
+    aws_regions,
+    close_matches,
+    provider_config_keys,
+    sagemaker_inference_instance_types,
+)
+from infra.settings.errors import NAMESPACE, SettingsError, stack_file
+from infra.settings.models import (
+    ACCELERATOR_CLOUDS,
+    AWS_VPC_PREFIXES,
+    AZURE_FLOW_LOG_RETENTION_DAYS,
+    CLOUDWATCH_RETENTION_DAYS,
+    GCP_PROJECT_ID,
+    PROVIDER_NAMESPACES,
+    REGION_KEYS,
+    REQUIRED_PROVIDER_KEYS,
+    EndpointSettings,
+    ProjectSettings,
+)
+
+# Namespaces a stack file may hold besides the providers': the program's own
+# and the engine's (`pulumi:tags`, `pulumi:disable-default-providers`).
+OWN_NAMESPACES = ("mlops", "pulumi")
+
+
+def _check_namespaces(
+    stack: str, cloud: str | None, values: Mapping[str, Any]
+) -> Iterator[SettingsError]:
+    """Keys of another cloud, unknown keys of the cloud's provider, unknown
+    namespaces. Without a valid cloud, only namespaces no cloud has."""
+    own = PROVIDER_NAMESPACES.get(cloud or "", "")
+    others = {ns: c for c, ns in PROVIDER_NAMESPACES.items() if c != cloud} if own else {}
+    known = (*OWN_NAMESPACES, own) if own else (*OWN_NAMESPACES, *PROVIDER_NAMESPACES.values())
+    for key in sorted(values):
+        namespace, _, name = key.partition(":")
+        if namespace in others:
+            yield SettingsError(
+                stack_file(stack),
+                key,
+                f"belongs to {others[namespace]}, but {NAMESPACE}cloud is {cloud}",
+            )
+        elif namespace == own and name not in provider_config_keys(own):
+            yield SettingsError(
+                stack_file(stack),
+                key,
+                f"unknown {own} provider key"
+                + close_matches(name, provider_config_keys(own), prefix=f"{own}:"),
+            )
+        elif namespace not in known:
+            yield SettingsError(
+                stack_file(stack),
+                key,
+                f"unknown namespace {namespace!r} (known: {', '.join(known)})",
+            )
+
+
+def _regions(cloud: str) -> tuple[frozenset[str], str]:
+    """A cloud's regions and where the list comes from."""
+    if cloud == "aws":
+        regions, version = aws_regions()
+        return regions, f"botocore {version} lists {len(regions)}"
+    if cloud == "gcp":
+        return GCP_REGIONS, f"the platform's list of {len(GCP_REGIONS)}, infra/catalogs.py"
+    return AZURE_LOCATIONS, f"the platform's list of {len(AZURE_LOCATIONS)}, infra/catalogs.py"
+
+
+REGION_NAMES = {"aws": "an AWS region", "gcp": "a GCP region", "azure": "an Azure location"}
+
+
+def _check_region(stack: str, cloud: str, values: Mapping[str, Any]) -> Iterator[SettingsError]:
+    missing = [key for key in REQUIRED_PROVIDER_KEYS[cloud] if not values.get(key)]
+    for key in missing:
+        yield SettingsError(stack_file(stack), key, f"is required when {NAMESPACE}cloud is {cloud}")
+    key = REGION_KEYS[cloud]
+    if key in missing:
+        return
+    region = str(values[key])
+    regions, source = _regions(cloud)
+    if region in regions:
+        return
+    for other in sorted(REGION_KEYS):
+        if other != cloud and region in _regions(other)[0]:
+            yield SettingsError(
+                stack_file(stack), key, f"{region!r} is a region of {other}, not of {cloud}"
+            )
+            return
+    yield SettingsError(
+        stack_file(stack),
+        key,
+        f"{region!r} is not {REGION_NAMES[cloud]} ({source})" + close_matches(region, regions),
+    )
+
+
+def _check_gcp_project(
+    stack: str, cloud: str, values: Mapping[str, Any]
+) -> Iterator[SettingsError]:
+    project = values.get("gcp:project")
+    if cloud == "gcp" and project and not GCP_PROJECT_ID.match(str(project)):
+        yield SettingsError(stack_file(stack), "gcp:project", f"{project!r} is not a project id")
+
+
+# Settings a cloud has no control for. Set explicitly, they are refused rather
+# than accepted and ignored; their defaults are documented per cloud instead.
+UNSUPPORTED: dict[str, dict[tuple[str, ...], str]] = {
+    "gcp": {
+        ("network", "flowLogs", "retentionDays"): (
+            "VPC flow logs go to Cloud Logging, which keeps them for its log bucket's "
+            "retention, not per network"
+        ),
+    },
+    "azure": {
+        ("registries", "containers", "keepLastImages"): (
+            "ACR retention covers untagged manifests only; it cannot keep the newest N images"
+        ),
+        ("registries", "containers", "immutableTags"): (
+            "ACR locks tags per repository or tag (az acr repository update --write-enabled), "
+            "not per registry"
+        ),
+        ("registries", "containers", "scanOnPush"): (
+            "ACR images are scanned by Microsoft Defender for Containers, a subscription plan"
+        ),
+        ("lake", "retention", "abortIncompleteUploadDays"): (
+            "Azure Storage discards uncommitted blocks after 7 days by itself"
+        ),
+    },
+}
+AZURE_LOG_RETENTION = (30, 730)
+
+
+def _explicitly_set(model: BaseModel, path: tuple[str, ...]) -> bool:
+    node: Any = model
+    for alias in path:
+        names = {f.alias: n for n, f in type(node).model_fields.items()}
+        if names[alias] not in node.model_fields_set:
+            return False
+        node = getattr(node, names[alias])
+    return True
+
+
+def _check_azure(stack: str, project: ProjectSettings) -> Iterator[SettingsError]:
+    low, high = AZURE_LOG_RETENTION
+    days = project.lake.access_logs.retention_days
+    if not low <= days <= high:
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}lake.accessLogs.retentionDays",
+            f"{days} is outside what a Log Analytics workspace keeps on azure ({low} to {high})",
+        )
+
+
+def _check_unsupported(stack: str, cloud: str, project: ProjectSettings) -> Iterator[SettingsError]:
+    for path, reason in UNSUPPORTED.get(cloud, {}).items():
+        if _explicitly_set(project, path):
+            yield SettingsError(
+                stack_file(stack),
+                f"{NAMESPACE}{'.'.join(path)}",
+                f"is not supported on {cloud}: {reason}; remove it",
+            )
+
+
+def _check_network(stack: str, cloud: str, project: ProjectSettings) -> Iterator[SettingsError]:
+    network = project.network
+    key = f"{NAMESPACE}network"
+    if project.environment == "prod" and network.zones < 2:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.zones",
+            f"prod spreads over at least 2 zones, got {network.zones}",
+        )
+    prefix = ipaddress.IPv4Network(network.cidr).prefixlen
+    if cloud == "aws" and not AWS_VPC_PREFIXES[0] <= prefix <= AWS_VPC_PREFIXES[1]:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.cidr",
+            f"{network.cidr}: an AWS VPC takes a /16 to a /28 (a prefix length from "
+            f"{AWS_VPC_PREFIXES[0]} to {AWS_VPC_PREFIXES[1]})",
+        )
+        return
+    if network.subnet_prefix_length <= prefix:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.subnetPrefixLength",
+            f"/{network.subnet_prefix_length} is not smaller than cidr {network.cidr} itself",
+        )
+        return
+    for index, reserved in enumerate(network.reserved_ranges):
+        if ipaddress.IPv4Network(network.cidr).overlaps(ipaddress.IPv4Network(reserved)):
+            yield SettingsError(
+                stack_file(stack),
+                f"{key}.cidr",
+                f"{network.cidr} overlaps {reserved} (reservedRanges[{index}])",
+            )
+    needed, slots = network.slots_needed(cloud), network.slots()
+    if slots < needed:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.cidr",
+            f"{network.cidr} is too small: it holds {slots} subnets of "
+            f"/{network.subnet_prefix_length} (subnetPrefixLength) and this stack needs "
+            f"{needed} (zones {network.zones}, egress {network.egress} on {cloud})",
+        )
+    days = network.flow_logs.retention_days
+    if cloud == "azure" and days > AZURE_FLOW_LOG_RETENTION_DAYS:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.flowLogs.retentionDays",
+            f"{days} is more than Azure keeps flow logs ({AZURE_FLOW_LOG_RETENTION_DAYS} days)",
+        )
+    if cloud == "aws" and days not in CLOUDWATCH_RETENTION_DAYS:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.flowLogs.retentionDays",
+            f"{days} is not a retention CloudWatch Logs offers "
+            f"({', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))})",
+        )
+
+
+def _check_endpoint_sources(
+    stack: str, project: ProjectSettings, name: str, endpoint: EndpointSettings
+) -> Iterator[SettingsError]:
+    key = f"{NAMESPACE}endpoints.{name}.model"
+    model = endpoint.model
+    repositories = project.registries.containers.repositories
+    if model.image is not None and model.image.repository not in repositories:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.image.repository",
+            f"{model.image.repository!r} is not one of the stack's repositories "
+            f"({', '.join(repositories)}; registries.containers.repositories)",
+        )
+    if model.artifact is not None and model.artifact.zone not in project.lake.zones:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.artifact.zone",
+            f"{model.artifact.zone!r} is not a lake zone ({', '.join(project.lake.zones)})",
+        )
+    capture_zone = endpoint.data_capture.zone
+    if capture_zone is not None and capture_zone not in project.lake.zones:
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}endpoints.{name}.dataCapture.zone",
+            f"{capture_zone!r} is not a lake zone ({', '.join(project.lake.zones)})",
+        )
+    if model.registry_version is not None and not project.registries.models.enabled:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.registryVersion",
+            "needs the stack's model registry (registries.models.enabled is false)",
+        )
+
+
+def _check_sagemaker_endpoint(
+    stack: str, name: str, endpoint: EndpointSettings
+) -> Iterator[SettingsError]:
+    key = f"{NAMESPACE}endpoints.{name}"
+    types, version = sagemaker_inference_instance_types()
+    if endpoint.instance_type not in types:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.instanceType",
+            f"{endpoint.instance_type!r} is not a SageMaker real-time inference instance type "
+            f"(botocore {version} lists {len(types)})"
+            + close_matches(endpoint.instance_type, types),
+        )
+    if endpoint.accelerator is not None:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.accelerator",
+            "is not supported on aws: a SageMaker instance type carries its accelerators "
+            "(ml.g5, ml.p4d, ml.inf2, ...); choose the type instead; remove it",
+        )
+    if endpoint.rollout.strategy != "allAtOnce" and endpoint.min_replicas < 2:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.minReplicas",
+            f"a {endpoint.rollout.strategy} rollout shifts part of the instances, so it needs "
+            f"at least 2 (got {endpoint.min_replicas})",
+        )
+
+
+def _check_endpoint(
+    stack: str, cloud: str, project: ProjectSettings, name: str, endpoint: EndpointSettings
+) -> Iterator[SettingsError]:
+    yield from _check_endpoint_sources(stack, project, name, endpoint)
+    if cloud == "aws":
+        yield from _check_sagemaker_endpoint(stack, name, endpoint)
+
+
+def _check_cloud_support(
+    stack: str, cloud: str, project: ProjectSettings
+) -> Iterator[SettingsError]:
+    yield from _check_unsupported(stack, cloud, project)
+    yield from _check_network(stack, cloud, project)
+    if cloud == "azure":
+        yield from _check_azure(stack, project)
+    for name, pool in sorted(project.accelerator_pools.items()):
+        if cloud not in ACCELERATOR_CLOUDS[pool.kind]:
+            yield SettingsError(
+                stack_file(stack),
+                f"{NAMESPACE}acceleratorPools.{name}.kind",
+                f"{pool.kind} is not offered on {cloud} "
+                f"(offered on {', '.join(sorted(ACCELERATOR_CLOUDS[pool.kind]))})",
+            )
+    if project.accelerator_pools:
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}acceleratorPools",
+            "is validated but not provisioned by this release; remove it until it is",
+        )
+    for name, endpoint in sorted(project.endpoints.items()):
+        yield from _check_endpoint(stack, cloud, project, name, endpoint)
+    if project.endpoints and cloud != "aws":
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}endpoints",
+            f"is validated but not provisioned on {cloud} by this release; remove it until it is",
+        )
+    tiering = project.lake.tiering
+    if (
+        cloud == "aws"
+        and tiering.archive_after_days is not None
+        and tiering.archive_after_days - tiering.cool_after_days < 30
+    ):
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}lake.tiering.archiveAfterDays",
+            f"{tiering.archive_after_days} is too early: S3 keeps objects in STANDARD_IA "
+            "for 30 days before the next transition",
+        )
+    if cloud == "aws" and project.lake.tiering.cool_after_days < 30:
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}lake.tiering.coolAfterDays",
+            f"{project.lake.tiering.cool_after_days} is too early: S3 moves objects to "
+            "STANDARD_IA no sooner than 30 days after creation",
+        )

@@ -1,0 +1,481 @@
+"""The settings schema: one pydantic model per block of a stack file, the
+same for every cloud, each field with its own checks."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from infra.settings.errors import PROJECT
+
+Cloud = Literal["aws", "gcp", "azure"]
+Environment = Literal["dev", "staging", "prod"]
+
+# Provider config keys that carry placement, per cloud. Only the provider
+# block of a stack file differs between clouds.
+REGION_KEYS: dict[str, str] = {
+    "aws": "aws:region",
+    "gcp": "gcp:region",
+    "azure": "azure-native:location",
+}
+PROVIDER_NAMESPACES: dict[str, str] = {"aws": "aws", "gcp": "gcp", "azure": "azure-native"}
+REQUIRED_PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
+    "aws": ("aws:region",),
+    "gcp": ("gcp:project", "gcp:region"),
+    "azure": ("azure-native:location",),
+}
+GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+OWNER_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,62}$"
+COST_CENTER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+NAME_RULE = (
+    "3 to 20 lowercase letters, digits and single '-', starting with a letter, not ending with '-'"
+)
+# The strictest rule of the three clouds (Azure container names) so a name works on all.
+_NAME = re.compile(r"^(?=.{3,20}$)[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+def _name(kind: str):
+    def check(value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid {kind} name ({NAME_RULE})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _unique(kind: str):
+    def check(values: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for value in values:
+            if value in seen:
+                raise ValueError(f"{kind} {value!r} is listed twice")
+            seen.add(value)
+        return values
+
+    return AfterValidator(check)
+
+
+def _matches(kind: str, pattern: str, rule: str):
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{value!r} is not a valid {kind} ({rule})")
+        return value
+
+    return AfterValidator(check)
+
+
+ZoneName = Annotated[str, _name("zone")]
+RepositoryName = Annotated[str, _name("repository")]
+Days = Annotated[int, Field(ge=1, le=3650)]
+
+
+class Model(BaseModel):
+    """Base for every settings object: immutable, camelCase keys, no unknown keys."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=False,
+    )
+
+
+class Tiering(Model):
+    """When objects move to cheaper storage classes, in days after creation."""
+
+    cool_after_days: Days = 30
+    archive_after_days: Days | None = 180
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Tiering:
+        if self.archive_after_days is not None and self.archive_after_days <= self.cool_after_days:
+            raise ValueError(
+                f"archiveAfterDays ({self.archive_after_days}) must be later than "
+                f"coolAfterDays ({self.cool_after_days})"
+            )
+        return self
+
+
+class Retention(Model):
+    """How long superseded and deleted data stays recoverable."""
+
+    noncurrent_version_days: Days = 90
+    soft_delete_days: Annotated[int, Field(ge=7, le=90)] = 7
+    abort_incomplete_upload_days: Annotated[int, Field(ge=1, le=30)] = 7
+
+
+class AccessLogs(Model):
+    """Server access logs for every lake bucket, kept in a dedicated log store."""
+
+    enabled: bool = True
+    retention_days: Days = 365
+
+
+class LakeSettings(Model):
+    zones: Annotated[list[ZoneName], Field(min_length=1, max_length=10), _unique("zone")] = [
+        "raw",
+        "curated",
+        "features",
+    ]
+    tiering: Tiering = Tiering()
+    retention: Retention = Retention()
+    access_logs: AccessLogs = AccessLogs()
+
+
+class ContainerRegistrySettings(Model):
+    repositories: Annotated[
+        list[RepositoryName], Field(min_length=1, max_length=50), _unique("repository")
+    ] = ["training", "serving"]
+    immutable_tags: bool = True
+    scan_on_push: bool = True
+    untagged_retention_days: Annotated[int, Field(ge=1, le=365)] = 7
+    keep_last_images: Annotated[int, Field(ge=1, le=1000)] = 30
+
+
+class ModelRegistrySettings(Model):
+    enabled: bool = True
+
+
+class RegistrySettings(Model):
+    containers: ContainerRegistrySettings = ContainerRegistrySettings()
+    models: ModelRegistrySettings = ModelRegistrySettings()
+
+
+# RFC 1918: the only ranges a private network may use.
+PRIVATE_RANGES = tuple(
+    ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+# Ranges a stack's network must never overlap, with the reason.
+RESERVED_RANGES: dict[str, str] = {
+    # Docker's default bridge on the hosts that run training and serving
+    # containers; a subnet inside it is unreachable from those containers.
+    "172.17.0.0/16": "Docker's default bridge network on container hosts",
+}
+# Subnet slots per cloud, in the order they are carved from `cidr` (see
+# `NetworkSettings.subnets`). Slots are fixed so that changing `zones` or
+# `egress` never renumbers, and so never replaces, an existing subnet.
+MAX_ZONES = 3
+# The prefix lengths an AWS VPC's primary range may have.
+AWS_VPC_PREFIXES = (16, 28)
+# A VNet flow log's retention policy keeps at most a year.
+AZURE_FLOW_LOG_RETENTION_DAYS = 365
+# CloudWatch Logs accepts only these retention periods, in days.
+CLOUDWATCH_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+
+
+def _private_cidr(value: str) -> str:
+    try:
+        if "/" not in value:
+            raise ValueError(value)
+        network = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IPv4 range in CIDR notation (like 10.20.0.0/16)"
+        ) from None
+    if str(network) != value:
+        raise ValueError(f"{value!r} has host bits set; the range is {network}")
+    if not any(network.subnet_of(r) for r in PRIVATE_RANGES):
+        raise ValueError(
+            f"{value!r} is not a private range (RFC 1918: "
+            f"{', '.join(str(r) for r in PRIVATE_RANGES)})"
+        )
+    return value
+
+
+def _usable_cidr(value: str) -> str:
+    network = ipaddress.IPv4Network(value)
+    for reserved, why in RESERVED_RANGES.items():
+        if network.overlaps(ipaddress.IPv4Network(reserved)):
+            raise ValueError(f"{value!r} overlaps {reserved} ({why})")
+    return value
+
+
+PrivateCidr = Annotated[str, AfterValidator(_private_cidr)]
+
+
+class FlowLogs(Model):
+    """Flow logs of every network, kept `retentionDays` where the cloud keeps them."""
+
+    retention_days: Annotated[int, Field(ge=1, le=3653)] = 90
+
+
+class NetworkSettings(Model):
+    """The stack's private network: where endpoints and pools run, with private
+    access to every platform service."""
+
+    cidr: Annotated[PrivateCidr, AfterValidator(_usable_cidr)] = "10.20.0.0/16"
+    zones: Annotated[int, Field(ge=1, le=MAX_ZONES)] = 2
+    egress: Literal["none", "nat"] = "none"
+    subnet_prefix_length: Annotated[int, Field(ge=16, le=28)] = 20
+    # Ranges in use elsewhere (on premises, peered networks) that `cidr` must not overlap.
+    reserved_ranges: Annotated[list[PrivateCidr], Field(max_length=50)] = []
+    flow_logs: FlowLogs = FlowLogs()
+
+    def slots(self) -> int:
+        """How many subnets of `subnetPrefixLength` the range holds."""
+        return 2 ** (self.subnet_prefix_length - ipaddress.IPv4Network(self.cidr).prefixlen)
+
+    def subnets(self, cloud: str) -> dict[str, str]:
+        """Each subnet's role and range: `private-<i>`/`public-<i>` per zone on AWS,
+        `workload` and `endpoints` (regional) on GCP and Azure."""
+        if cloud == "aws":
+            layout = {f"private-{i}": i for i in range(self.zones)}
+            if self.egress == "nat":
+                layout |= {f"public-{i}": MAX_ZONES + i for i in range(self.zones)}
+        else:
+            layout = {"workload": 0, "endpoints": 1}
+        first = ipaddress.IPv4Network(self.cidr).network_address
+        size = 2 ** (32 - self.subnet_prefix_length)
+        return {
+            role: f"{first + slot * size}/{self.subnet_prefix_length}"
+            for role, slot in layout.items()
+        }
+
+    def slots_needed(self, cloud: str) -> int:
+        if cloud == "aws":
+            return MAX_ZONES + self.zones if self.egress == "nat" else self.zones
+        return 2
+
+
+AcceleratorKind = Literal["gpu", "tpu", "inferentia", "trainium"]
+ACCELERATOR_CLOUDS: dict[str, frozenset[str]] = {
+    "gpu": frozenset({"aws", "gcp", "azure"}),
+    "tpu": frozenset({"gcp"}),
+    "inferentia": frozenset({"aws"}),
+    "trainium": frozenset({"aws"}),
+}
+
+
+IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_DIGEST = r"^sha256:[a-f0-9]{64}$"
+# A relative object path: no leading '/', no '..' segment, no empty segment.
+ARTIFACT_PATH = r"^(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$"
+
+
+class ImageRef(Model):
+    """A serving image in the stack's own container registry, pinned by tag or digest."""
+
+    repository: RepositoryName
+    tag: Annotated[str, _matches("image tag", IMAGE_TAG, "letters, digits, _ . -")] | None = None
+    digest: Annotated[str, _matches("image digest", IMAGE_DIGEST, "sha256:<64 hex>")] | None = None
+
+    @model_validator(mode="after")
+    def _pinned(self) -> ImageRef:
+        if (self.tag is None) == (self.digest is None):
+            raise ValueError("give the image exactly one of tag or digest")
+        return self
+
+
+class ArtifactRef(Model):
+    """Where the model's artifact lies in the lake: a zone and a path inside it."""
+
+    zone: ZoneName
+    path: Annotated[
+        str,
+        _matches(
+            "artifact path", ARTIFACT_PATH, "a relative path like models/churn/3/model.tar.gz"
+        ),
+    ]
+
+
+class ServedModel(Model):
+    """The image (and its artifact from the lake), or a version of the stack's model registry."""
+
+    image: ImageRef | None = None
+    artifact: ArtifactRef | None = None
+    registry_version: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ServedModel:
+        if self.registry_version is not None and (self.image or self.artifact):
+            raise ValueError(
+                "registryVersion names image and artifact itself; give one or the other"
+            )
+        if self.registry_version is None and self.image is None:
+            raise ValueError("give an image (with its artifact) or a registryVersion")
+        return self
+
+
+UTILIZATION_METRICS = ("cpuUtilization", "gpuUtilization")
+
+
+class Autoscaling(Model):
+    """Target tracking between minReplicas and maxReplicas."""
+
+    metric: Literal["invocationsPerReplica", "cpuUtilization", "gpuUtilization"] = (
+        "invocationsPerReplica"
+    )
+    # Invocations per replica per minute, or a utilization percentage.
+    target: Annotated[int, Field(ge=1, le=100_000)] = 100
+    scale_in_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    scale_out_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+
+    @model_validator(mode="after")
+    def _percent(self) -> Autoscaling:
+        if self.metric in UTILIZATION_METRICS and self.target > 100:
+            raise ValueError(f"target {self.target} is not a percentage for {self.metric}")
+        return self
+
+
+class DataCapture(Model):
+    """The share of requests and responses kept in the lake, encrypted with the platform key,
+    under `capture/<endpoint>/` in `zone` (the lake's first zone unless named)."""
+
+    percent: Annotated[int, Field(ge=0, le=100)] = 10
+    zone: ZoneName | None = None
+
+
+class Alarms(Model):
+    """When the endpoint is unhealthy: these alarms also roll a rollout back."""
+
+    errors_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 5
+    latency_p99_ms: Annotated[int, Field(ge=1, le=600_000)] = 1000
+    evaluation_minutes: Annotated[int, Field(ge=1, le=60)] = 3
+
+
+class Rollout(Model):
+    """How a new model version takes the traffic; any alarm of the endpoint rolls it back."""
+
+    strategy: Literal["allAtOnce", "canary", "linear"] = "allAtOnce"
+    canary_percent: Annotated[int, Field(ge=1, le=50)] = 10
+    linear_step_percent: Annotated[int, Field(ge=5, le=50)] = 20
+    # The bake time: how long each step waits, watching the alarms, before the next.
+    # SageMaker takes at most an hour per step (WaitIntervalInSeconds <= 3600).
+    wait_minutes: Annotated[int, Field(ge=1, le=60)] = 10
+
+    @model_validator(mode="after")
+    def _applies(self) -> Rollout:
+        for key, strategy in (("canaryPercent", "canary"), ("linearStepPercent", "linear")):
+            name = "canary_percent" if strategy == "canary" else "linear_step_percent"
+            if name in self.model_fields_set and self.strategy != strategy:
+                raise ValueError(f"{key} applies to strategy {strategy}, not {self.strategy}")
+        return self
+
+
+class EndpointAccelerator(Model):
+    """Accelerators attached to a machine type, where the cloud separates them (GCP)."""
+
+    type: Annotated[str, Field(min_length=1)]
+    count: Annotated[int, Field(ge=1, le=16)] = 1
+
+
+class EndpointSettings(Model):
+    """A private, autoscaled model endpoint that captures its traffic and rolls out safely."""
+
+    model: ServedModel
+    instance_type: Annotated[str, Field(min_length=1)]
+    accelerator: EndpointAccelerator | None = None
+    min_replicas: Annotated[int, Field(ge=1, le=100)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = 2
+    autoscaling: Autoscaling = Autoscaling()
+    data_capture: DataCapture = DataCapture()
+    rollout: Rollout = Rollout()
+    alarms: Alarms = Alarms()
+    # The container makes no outbound call (models that download at start-up cannot).
+    network_isolation: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> EndpointSettings:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"maxReplicas ({self.max_replicas}) is below minReplicas ({self.min_replicas})"
+            )
+        return self
+
+
+class AcceleratorPoolSettings(Model):
+    kind: AcceleratorKind
+    type: Annotated[str, Field(min_length=1)]
+    min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_nodes: Annotated[int, Field(ge=1, le=1000)] = 1
+    spot: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AcceleratorPoolSettings:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"maxNodes ({self.max_nodes}) is below minNodes ({self.min_nodes})")
+        return self
+
+
+def _named_map(kind: str):
+    def check(values: dict[str, Any]) -> dict[str, Any]:
+        for key in values:
+            if not _NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid {kind} name ({NAME_RULE})")
+        return values
+
+    return AfterValidator(check)
+
+
+class ProjectSettings(Model):
+    """The `mlops:*` keys of a stack file (namespace stripped)."""
+
+    cloud: Cloud
+    environment: Environment
+    owner: Annotated[
+        str,
+        _matches("owner", r"^[a-z0-9][a-z0-9._@-]{0,62}$", "lowercase letters, digits, . _ @ -"),
+    ]
+    cost_center: Annotated[
+        str,
+        _matches("cost center", r"^[a-z0-9][a-z0-9_-]{0,62}$", "lowercase letters, digits, _ -"),
+    ]
+    lake: LakeSettings = LakeSettings()
+    registries: RegistrySettings = RegistrySettings()
+    network: NetworkSettings = NetworkSettings()
+    endpoints: Annotated[dict[str, EndpointSettings], _named_map("endpoint")] = {}
+    accelerator_pools: Annotated[
+        dict[str, AcceleratorPoolSettings], _named_map("accelerator pool")
+    ] = {}
+
+
+class PlatformSettings(Model):
+    """Everything a cloud package needs to build a stack."""
+
+    stack: str
+    stack_file: str
+    cloud: Cloud
+    environment: Environment
+    region: str
+    gcp_project: str | None = None
+    owner: str
+    cost_center: str
+    lake: LakeSettings
+    registries: RegistrySettings
+    network: NetworkSettings
+    endpoints: dict[str, EndpointSettings]
+    accelerator_pools: dict[str, AcceleratorPoolSettings]
+
+    @property
+    def protect(self) -> bool:
+        """Prod protects everything stateful from deletion."""
+        return self.environment == "prod"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags (AWS, Azure) and labels (GCP): one set of keys valid on every cloud."""
+        return {
+            "project": PROJECT,
+            "stack": self.stack,
+            "environment": self.environment,
+            "owner": self.owner.replace("@", "_").replace(".", "_"),
+            "cost-center": self.cost_center,
+            "managed-by": "pulumi",
+        }
