@@ -96,10 +96,8 @@ def configuring(
 def section(props: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     """A nested block of inputs as a mapping; a one-element list block counts as
     its element, and anything absent or malformed as empty."""
-    value = props.get(key)
-    # Under the engine, lists arrive as sequence proxies, not lists.
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        value = value[0] if value else {}
+    found = as_list(props.get(key))
+    value = found[0] if found else {}
     return value if isinstance(value, Mapping) else {}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from mlops_policies.model import Resource, by_type
+from mlops_policies.model import Resource, as_list, by_type
 from mlops_policies.rules.aws_storage import statements
 
 VPC = "aws:ec2/vpc:Vpc"
@@ -47,9 +47,7 @@ def vpc_flow_logs(resources: Sequence[Resource]) -> Findings:
 
 
 def _open(blocks: Any) -> list[str]:
-    # Under the engine, lists arrive as sequence proxies, not lists.
-    values = blocks if isinstance(blocks, Sequence) and not isinstance(blocks, str) else [blocks]
-    return [str(v) for v in values if v in ANYWHERE]
+    return [str(v) for v in as_list(blocks) if v in ANYWHERE]
 
 
 def _inline_rules(resource: Resource) -> list[Mapping[str, Any]]:
