@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import dill
 import pytest
+from fake_arm import TOKEN, ArmHandler, serve
+from fake_arm import FakeArm as BaseFakeArm
+from fake_arm import local as local_provider
 from pulumi.dynamic.dynamic import serialize_provider
 
 from infra.azure.registry_key import RegistryKeyProvider
@@ -26,13 +26,13 @@ REGISTRY_ID = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRe
 BOOTSTRAP_KEY = "https://boot.vault.azure.net/keys/mlops-acr-boot-g2"
 PLATFORM_KEY = "https://kv.vault.azure.net/keys/mlops-cmk-g2"
 NEXT_KEY = "https://kv.vault.azure.net/keys/mlops-cmk-g3"
-TOKEN = "test-token"
 
 
-class FakeArm:
+class FakeArm(BaseFakeArm):
     """One registry and its asynchronous updates, as ARM serves them."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.registry: dict[str, Any] = {
             "id": REGISTRY_ID,
             "identity": {
@@ -50,7 +50,6 @@ class FakeArm:
                 }
             },
         }
-        self.requests: list[tuple[str, str, dict[str, Any] | None, str]] = []
         self.pending: dict[str, Any] | None = None
         # How each poll of the operation answers, in order; the last one repeats.
         self.operation = ["InProgress", "Succeeded"]
@@ -60,8 +59,6 @@ class FakeArm:
         # How the PATCH names its operation: "async" (Azure-AsyncOperation, with
         # a status body) or "location" (Location, 202 until done).
         self.style = "async"
-        # Header names as the server spells them (ARM's casing varies by front end).
-        self.lowercase_headers = False
         # How the registry reports its own identity once the key moved to it.
         self.system_reads_as = "system"
         # How many registry GETs drop the connection without an answer first.
@@ -83,104 +80,63 @@ def _apply(arm: FakeArm) -> None:
     arm.pending = None
 
 
-def _handler(arm: FakeArm) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_args: Any) -> None:
-            return
+class Handler(ArmHandler):
+    arm: FakeArm
 
-        def _reply(self, code: int, body: dict[str, Any], headers: dict[str, str] | None = None):
-            payload = json.dumps(body).encode()
-            self.send_response(code)
-            for name, value in (headers or {}).items():
-                self.send_header(name.lower() if arm.lowercase_headers else name, value)
+    def do_GET(self) -> None:  # noqa: N802 (http.server dispatches by this name)
+        arm = self.arm
+        self.record()
+        if self.path.startswith("/operations/") and arm.operation_error and arm.polls:
+            arm.polls += 1
+            self.reply(arm.operation_error, {"error": {"code": "ServerBusy"}})
+        elif self.path.startswith("/operations/"):
+            status = arm.operation[min(arm.polls, len(arm.operation) - 1)]
+            arm.polls += 1
+            if status == "Succeeded":
+                _apply(arm)
+            body: dict[str, Any] = {"status": status}
+            if status == "Failed":
+                body["error"] = {"code": "KeyVaultAccessForbidden"}
+            self.reply(200, body, {"Retry-After": "0"})
+        elif self.path.startswith("/locations/"):
+            done = arm.operation[min(arm.polls, len(arm.operation) - 1)] == "Succeeded"
+            arm.polls += 1
+            if done:
+                _apply(arm)
+            self.reply(200 if done else 202, arm.registry if done else {}, {"Retry-After": "0"})
+        elif arm.drop:
+            arm.drop -= 1
+            self.close_connection = True
+        elif arm.html:
+            payload = b"<html>gateway</html>"
+            self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+        elif arm.refuse:
+            code = arm.refuse.pop(0)
+            self.reply(code, {"error": {"code": "AuthorizationFailed"}}, {"Retry-After": "0"})
+        else:
+            self.reply(200, arm.registry)
 
-        def _record(self) -> dict[str, Any] | None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            auth = self.headers.get("Authorization", "")
-            arm.requests.append((self.command, self.path, body, auth))
-            return body
-
-        def do_GET(self) -> None:
-            self._record()
-            if self.path.startswith("/operations/") and arm.operation_error and arm.polls:
-                arm.polls += 1
-                self._reply(arm.operation_error, {"error": {"code": "ServerBusy"}})
-            elif self.path.startswith("/operations/"):
-                status = arm.operation[min(arm.polls, len(arm.operation) - 1)]
-                arm.polls += 1
-                if status == "Succeeded":
-                    _apply(arm)
-                body = {"status": status}
-                if status == "Failed":
-                    body["error"] = {"code": "KeyVaultAccessForbidden"}
-                self._reply(200, body, {"Retry-After": "0"})
-            elif self.path.startswith("/locations/"):
-                done = arm.operation[min(arm.polls, len(arm.operation) - 1)] == "Succeeded"
-                arm.polls += 1
-                if done:
-                    _apply(arm)
-                body = arm.registry if done else {}
-                self._reply(200 if done else 202, body, {"Retry-After": "0"})
-            elif arm.drop:
-                arm.drop -= 1
-                self.close_connection = True
-            elif arm.html:
-                payload = b"<html>gateway</html>"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            elif arm.refuse:
-                code = arm.refuse.pop(0)
-                self._reply(code, {"error": {"code": "AuthorizationFailed"}}, {"Retry-After": "0"})
-            else:
-                self._reply(200, arm.registry)
-
-        def do_PATCH(self) -> None:
-            body = self._record() or {}
-            arm.pending = copy.deepcopy(body["properties"]["encryption"])
-            host = f"http://{self.headers['Host']}"
-            if arm.style == "location":
-                self._reply(202, {}, {"Location": f"{host}/locations/1", "Retry-After": "0"})
-                return
-            self._reply(
-                201,
-                arm.registry,
-                {"Azure-AsyncOperation": f"{host}/operations/1", "Retry-After": "0"},
-            )
-
-    return Handler
+    def do_PATCH(self) -> None:  # noqa: N802 (http.server dispatches by this name)
+        body = self.record() or {}
+        self.arm.pending = copy.deepcopy(body["properties"]["encryption"])
+        if self.arm.style == "location":
+            self.reply(202, {}, {"Location": f"{self.host}/locations/1", "Retry-After": "0"})
+            return
+        self.reply(
+            201,
+            self.arm.registry,
+            {"Azure-AsyncOperation": f"{self.host}/operations/1", "Retry-After": "0"},
+        )
 
 
 @pytest.fixture
 def arm() -> Iterator[tuple[FakeArm, RegistryKeyProvider]]:
     fake = FakeArm()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-
-    class Local(RegistryKeyProvider):
-        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-        timeout_seconds = 5.0
-        poll_seconds = 0.01
-        min_retry_seconds = 0.01
-        request_seconds = 5.0
-        grant_seconds = 1.0
-
-        def token(self) -> str:
-            return TOKEN
-
-    try:
-        yield fake, Local()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(fake, Handler) as url:
+        yield fake, local_provider(RegistryKeyProvider, url)
 
 
 def _methods(fake: FakeArm) -> list[str]:
@@ -267,7 +223,7 @@ def test_a_registry_without_its_own_identity_is_refused_before_any_change(arm) -
     [
         (
             {"operation": ["InProgress", "Failed"]},
-            r"registry update failed: .*KeyVaultAccessForbidden",
+            r"ARM operation failed: .*KeyVaultAccessForbidden",
         ),
         ({"ignore_update": True}, r"still encrypts with .*mlops-acr-boot-g2"),
         ({"html": True}, r"GET .*: HTTP 200: not JSON: <html>gateway"),

@@ -17,128 +17,20 @@ Deleting it changes nothing: a registry cannot give up its customer-managed key.
 
 from __future__ import annotations
 
-import http.client
-import json
-import math
-import time
-import urllib.error
-import urllib.request
-from email.message import Message
 from typing import Any
 
 import pulumi
 from pulumi import dynamic
 
+from infra.azure.arm import ArmProvider
 
-class RegistryKeyProvider(dynamic.ResourceProvider):
-    """Everything the provider runs lives in this class: Pulumi serializes the
-    class by value into the stack's state and runs it in a separate process,
-    where only the standard library and installed packages can be imported."""
 
-    endpoint = "https://management.azure.com"
+class RegistryKeyProvider(ArmProvider):
+    """Reads the registry, PATCHes its encryption and waits for ARM, through
+    `ArmProvider`'s retries and operation polling."""
+
     api_version = "2023-07-01"
     system_identity = "system"
-    # An ARM operation that has not finished by then has failed for us.
-    timeout_seconds = 600.0
-    poll_seconds = 5.0
-    # However soon a reply asks to be retried, no sooner than this.
-    min_retry_seconds = 1.0
-    request_seconds = 60.0
-    # A role assignment reaches ARM within minutes; a 403 is retried that long.
-    grant_seconds = 300.0
-    bearer = ""
-
-    def token(self) -> str:
-        # Imported here: only a real deployment needs credentials (an Azure CLI
-        # login, workload identity in CI, a managed identity), never a plan.
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        return credential.get_token(f"{self.endpoint}/.default").token
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        body: dict[str, Any] | None = None,
-        deadline: float | None = None,
-    ) -> tuple[int, Message, dict[str, Any]]:
-        """One ARM call: its status, its headers (looked up case-insensitively),
-        its JSON body. Throttling, server errors and a dropped connection are
-        retried until `deadline` (default: `timeout_seconds` from now); a refusal
-        (403) only for `grant_seconds`, the time a new role assignment takes to
-        reach ARM; anything else fails at once."""
-        data = json.dumps(body).encode() if body is not None else None
-        started = time.monotonic()
-        if deadline is None:
-            deadline = started + self.timeout_seconds
-        grant_deadline = min(deadline, started + self.grant_seconds)
-        while True:
-            request = urllib.request.Request(url, data=data, method=method)
-            request.add_header("Authorization", f"Bearer {self.bearer}")
-            request.add_header("Content-Type", "application/json")
-            try:
-                with urllib.request.urlopen(request, timeout=self.request_seconds) as response:
-                    status, headers, raw = response.status, response.headers, response.read()
-            except urllib.error.HTTPError as error:
-                detail = error.read().decode(errors="replace")[:500]
-                transient = error.code == 429 or error.code >= 500
-                until = deadline if transient else grant_deadline if error.code == 403 else None
-                if until is None or time.monotonic() >= until:
-                    raise RuntimeError(f"{method} {url}: HTTP {error.code}: {detail}") from None
-                self.pause(error.headers, until)
-                continue
-            except (OSError, http.client.HTTPException) as error:  # URLError is an OSError.
-                if time.monotonic() >= deadline:
-                    raise RuntimeError(f"{method} {url}: {error!r}") from None
-                self.pause(Message(), deadline)
-                continue
-            try:
-                return status, headers, json.loads(raw or b"{}")
-            except ValueError:  # Not JSON, or not UTF-8.
-                detail = raw[:200].decode(errors="replace")
-                raise RuntimeError(f"{method} {url}: HTTP {status}: not JSON: {detail}") from None
-
-    def pause(self, headers: Message, deadline: float) -> None:
-        """Sleep as long as the reply's Retry-After asks (at least
-        `min_retry_seconds`), never past `deadline`."""
-        try:
-            delay = float(headers.get("Retry-After", self.poll_seconds))
-        except ValueError:  # An HTTP date instead of seconds.
-            delay = self.poll_seconds
-        if not math.isfinite(delay):
-            delay = self.poll_seconds
-        delay = max(delay, self.min_retry_seconds)
-        time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
-
-    def wait(self, status_code: int, headers: Message) -> None:
-        """Follow an asynchronous operation until it ends, or time out.
-
-        ARM names the operation by `Azure-AsyncOperation`, whose body carries a
-        status, or by `Location`, which answers 202 until the operation is done.
-        """
-        operation = headers.get("Azure-AsyncOperation")
-        location = headers.get("Location") if status_code == 202 else None
-        if not (operation or location):
-            return
-        deadline = time.monotonic() + self.timeout_seconds
-        while True:
-            self.pause(headers, deadline)
-            code, headers, body = self.request("GET", operation or location, deadline=deadline)
-            if operation:
-                status = str(body.get("status", "")).lower()
-                if status == "succeeded":
-                    return
-                if status in ("failed", "canceled"):
-                    raise RuntimeError(f"registry update {status}: {json.dumps(body.get('error'))}")
-            else:
-                status = "running"
-                if code != 202:
-                    return
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"registry update still {status or 'running'} after {self.timeout_seconds} s"
-                )
 
     @staticmethod
     def key_properties(registry: dict[str, Any]) -> dict[str, Any]:
@@ -163,8 +55,6 @@ class RegistryKeyProvider(dynamic.ResourceProvider):
 
     def rotate(self, registry_id: str, key_identifier: str) -> None:
         """Point the registry's encryption at `key_identifier` through its own identity."""
-        # One token for the whole change (an hour's validity covers the wait).
-        self.bearer = self.token()
         url = f"{self.endpoint}{registry_id}?api-version={self.api_version}"
         _code, _headers, registry = self.request("GET", url)
         if self.on_key(registry, key_identifier):
