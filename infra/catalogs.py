@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import difflib
 import functools
+from dataclasses import dataclass
 
-from mlops_policies.catalog import has_local_storage
+from mlops_policies.catalog import (
+    # Lives with the policy pack, which imports nothing from infra/; the
+    # platform reads it from here like every other catalog.
+    accelerator_class,  # noqa: F401
+    gcp_machine_series,
+    has_local_storage,
+)
 
 
 @functools.cache
@@ -21,10 +28,15 @@ def sagemaker_inference_instance_types() -> tuple[frozenset[str], str]:
     return frozenset(types), botocore.__version__
 
 
-def close_matches(value: str, known: frozenset[str], prefix: str = "") -> str:
-    """`; did you mean a, b?` for the nearest known values, or nothing."""
-    near = difflib.get_close_matches(value, sorted(known), n=3, cutoff=0.75)
-    return f"; did you mean {', '.join(prefix + n for n in near)}?" if near else ""
+def close_matches(
+    value: str, known: frozenset[str], prefix: str = "", *, ignore_case: bool = False
+) -> str:
+    """`; did you mean a, b?` for the nearest known values, or nothing. With
+    `ignore_case`, values are compared in lowercase and named as `known` spells them."""
+    spelling = {n.lower() if ignore_case else n: n for n in known}
+    wanted = value.lower() if ignore_case else value
+    near = difflib.get_close_matches(wanted, sorted(spelling), n=3, cutoff=0.75)
+    return f"; did you mean {', '.join(prefix + spelling[n] for n in near)}?" if near else ""
 
 
 def sagemaker_local_storage(instance_type: str) -> bool:
@@ -183,3 +195,164 @@ def provider_config_keys(namespace: str) -> frozenset[str]:
     assert spec is not None and spec.submodule_search_locations  # pinned in requirements
     source = Path(spec.submodule_search_locations[0], "config", "vars.py").read_text()
     return frozenset(re.findall(r"__config__\.get\w*\(\s*'([A-Za-z0-9]+)'", source))
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where one of the platform's own tables comes from: a page, and when it was read."""
+
+    url: str
+    checked: str
+
+    def cite(self, count: int) -> str:
+        return f"infra/catalogs.py lists {count} from {self.url}, checked {self.checked}"
+
+
+def _sizes(pattern: str, *sizes: int) -> dict[str, int]:
+    """`{name: size}` for the sizes of one series: `_sizes("e2-standard-{}", 2, 4)`."""
+    return {pattern.format(size): size for size in sizes}
+
+
+# No list of Vertex AI's prediction machine types ships offline: Google's
+# packages carry the accelerator enum (below) but no machine types. From
+# "Configure compute resources for prediction", its tables by series. On
+# 2026-11-28 the E2 and N1 tables were read from the page; the other series
+# and the N1 GPU counts come from earlier readings of it and of Compute
+# Engine's machine type pages: re-read them on the live page when it changes.
+# A type Vertex AI adds later is one line here.
+VERTEX_PREDICTION = Published(
+    "cloud.google.com/vertex-ai/docs/predictions/configure-compute", "2026-11-28"
+)
+
+# CPU-only machine types, by vCPUs.
+VERTEX_CPU_MACHINE_TYPES: dict[str, int] = {
+    **_sizes("e2-standard-{}", 2, 4, 8, 16, 32),
+    **_sizes("e2-highmem-{}", 2, 4, 8, 16),
+    **_sizes("e2-highcpu-{}", 2, 4, 8, 16, 32),
+    **_sizes("n2-standard-{}", 2, 4, 8, 16, 32, 48, 64, 80),
+    **_sizes("n2-highmem-{}", 2, 4, 8, 16, 32, 48, 64, 80),
+    **_sizes("n2-highcpu-{}", 2, 4, 8, 16, 32, 48, 64, 80, 96),
+    **_sizes("n2d-standard-{}", 2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+    **_sizes("n2d-highmem-{}", 2, 4, 8, 16, 32, 48, 64, 80, 96),
+    **_sizes("n2d-highcpu-{}", 2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+    **_sizes("c2-standard-{}", 4, 8, 16, 30, 60),
+    **_sizes("c2d-standard-{}", 2, 4, 8, 16, 32, 56, 112),
+    **_sizes("c2d-highcpu-{}", 2, 4, 8, 16, 32, 56, 112),
+    **_sizes("c2d-highmem-{}", 2, 4, 8, 16, 32, 56, 112),
+    **_sizes("c3-highcpu-{}", 4, 8, 22, 44, 88, 176),
+}
+
+# N1 types, by vCPUs: CPU-only, or with GPUs attached (VERTEX_N1_GPUS).
+VERTEX_N1_MACHINE_TYPES: dict[str, int] = {
+    **_sizes("n1-standard-{}", 2, 4, 8, 16, 32),
+    **_sizes("n1-highmem-{}", 2, 4, 8, 16, 32),
+    **_sizes("n1-highcpu-{}", 4, 8, 16, 32),
+}
+
+# The GPUs Vertex AI attaches to an N1 type, and how many, by the type's vCPUs
+# (a GPU serves only so many vCPUs, so larger types need more GPUs).
+_N1_ONE_TWO_FOUR = {2: (1, 2, 4), 4: (1, 2, 4), 8: (1, 2, 4), 16: (1, 2, 4), 32: (2, 4)}
+VERTEX_N1_GPUS: dict[str, dict[int, tuple[int, ...]]] = {
+    "NVIDIA_TESLA_P4": _N1_ONE_TWO_FOUR,
+    "NVIDIA_TESLA_P100": _N1_ONE_TWO_FOUR,
+    "NVIDIA_TESLA_T4": _N1_ONE_TWO_FOUR,
+    "NVIDIA_TESLA_V100": {
+        2: (1, 2, 4, 8), 4: (1, 2, 4, 8), 8: (1, 2, 4, 8), 16: (2, 4, 8), 32: (4, 8)
+    },
+}  # fmt: skip
+
+# Accelerator-optimized types carry a fixed set of GPUs, which a deployment
+# states as its accelerator type and count.
+VERTEX_GPU_MACHINE_TYPES: dict[str, tuple[str, int]] = {
+    **{f"a2-highgpu-{n}g": ("NVIDIA_TESLA_A100", n) for n in (1, 2, 4, 8)},
+    "a2-megagpu-16g": ("NVIDIA_TESLA_A100", 16),
+    **{f"a2-ultragpu-{n}g": ("NVIDIA_A100_80GB", n) for n in (1, 2, 4, 8)},
+    **{f"a3-highgpu-{n}g": ("NVIDIA_H100_80GB", n) for n in (1, 2, 4, 8)},
+    "a3-megagpu-8g": ("NVIDIA_H100_MEGA_80GB", 8),
+    "a3-ultragpu-8g": ("NVIDIA_H200_141GB", 8),
+    "a4-highgpu-8g": ("NVIDIA_B200", 8),
+    **{
+        f"g2-standard-{vcpus}": ("NVIDIA_L4", gpus)
+        for vcpus, gpus in ((4, 1), (8, 1), (12, 1), (16, 1), (24, 2), (32, 1), (48, 4), (96, 8))
+    },
+}
+
+# Cloud TPU v5e, the one TPU generation Vertex AI serves on, by chips; the
+# machine type brings them, so a deployment names no accelerator.
+VERTEX_TPU_MACHINE_TYPES: dict[str, int] = _sizes("ct5lp-hightpu-{}t", 1, 4, 8)
+
+VERTEX_MACHINE_TYPES: frozenset[str] = frozenset(
+    {
+        *VERTEX_CPU_MACHINE_TYPES,
+        *VERTEX_N1_MACHINE_TYPES,
+        *VERTEX_GPU_MACHINE_TYPES,
+        *VERTEX_TPU_MACHINE_TYPES,
+    }
+)
+
+# Vertex AI's AcceleratorType enum, from the aiplatform v1 discovery document
+# that google-api-python-client 2.202.0 ships (a 17 MB wheel, 111 MB installed:
+# not worth pinning for one enum), without ACCELERATOR_TYPE_UNSPECIFIED.
+# NVIDIA_TESLA_K80 is past its end of support and attaches to nothing here.
+VERTEX_ACCELERATOR_SOURCE = "AcceleratorType of the aiplatform v1 API, revision 20261106"
+VERTEX_ACCELERATOR_TYPES: frozenset[str] = frozenset(
+    {
+        "NVIDIA_TESLA_K80", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P4",
+        "NVIDIA_TESLA_T4", "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4",
+        "NVIDIA_H100_80GB", "NVIDIA_H100_MEGA_80GB", "NVIDIA_H200_141GB", "NVIDIA_B200",
+        "NVIDIA_GB200", "NVIDIA_RTX_PRO_6000", "TPU_V2", "TPU_V3", "TPU_V4_POD",
+        "TPU_V5_LITEPOD",
+    }
+)  # fmt: skip
+
+
+def vertex_series_carrying(accelerator_type: str) -> list[str]:
+    """The accelerator-optimized series (`g2-standard`) whose types carry `accelerator_type`."""
+    carriers = (m for m, (t, _) in VERTEX_GPU_MACHINE_TYPES.items() if t == accelerator_type)
+    return sorted({gcp_machine_series(m) for m in carriers})
+
+
+# No list of the VM sizes an Azure ML managed online deployment takes ships
+# offline (azure-ai-ml 1.35.2 names a few small sizes to warn about, no list).
+# From "Managed online endpoints SKU list" (page dated 2025-10-18), in the
+# spelling Azure's VM size pages use; Azure compares sizes case-insensitively.
+AZURE_ONLINE_ENDPOINTS = Published(
+    "learn.microsoft.com/azure/machine-learning/reference-managed-online-endpoints-vm-sku-list",
+    "2026-11-28",
+)
+AZURE_ONLINE_ENDPOINT_CPU_SKUS: frozenset[str] = frozenset(
+    {
+        *_sizes("Standard_D{}as_v4", 2, 4, 8, 16, 32, 48, 64, 96),
+        *_sizes("Standard_D{}a_v4", 2, 4, 8, 16, 32, 48, 64, 96),
+        *_sizes("Standard_DS{}_v2", 1, 2, 3, 4, 5),
+        *_sizes("Standard_E{}s_v3", 2, 4, 8, 16, 32, 48, 64),
+        *_sizes("Standard_F{}s_v2", 2, 4, 8, 16, 32, 48, 64, 72),
+        *_sizes("Standard_FX{}mds", 4, 12, 24, 36, 48),
+        *_sizes("Standard_L{}as_v3", 8, 16, 32, 48, 64, 80),
+        *_sizes("Standard_L{}s_v2", 8, 16, 32, 48, 64, 80),
+        *_sizes("Standard_L{}s_v3", 8, 16, 32, 48, 64, 80),
+    }
+)
+AZURE_ONLINE_ENDPOINT_GPU_SKUS: frozenset[str] = frozenset(
+    {
+        *_sizes("Standard_NC{}ads_A100_v4", 24, 48, 96),
+        *_sizes("Standard_NC{}as_T4_v3", 4, 8, 16, 64),
+        *_sizes("Standard_NC{}s_v2", 6, 12, 24),
+        *_sizes("Standard_NC{}s_v3", 6, 12, 24),
+        "Standard_NC40ads_H100_v5",
+        "Standard_NC80adis_H100_v5",
+        "Standard_ND96amsr_A100_v4",
+        "Standard_ND96asr_v4",
+        "Standard_ND40rs_v2",
+        "Standard_ND96is_H100_v5",
+        "Standard_ND96isr_H100_v5",
+        *_sizes("Standard_NV{}ads_A10_v5", 6, 12, 18, 36, 72),
+        "Standard_NV36adms_A10_v5",
+    }
+)
+AZURE_ONLINE_ENDPOINT_SKUS = AZURE_ONLINE_ENDPOINT_CPU_SKUS | AZURE_ONLINE_ENDPOINT_GPU_SKUS
+
+
+def azure_online_endpoint_sku(vm_size: str) -> str | None:
+    """The managed online endpoint SKU `vm_size` names, in any case, as the list spells it."""
+    return next((s for s in AZURE_ONLINE_ENDPOINT_SKUS if s.lower() == vm_size.lower()), None)

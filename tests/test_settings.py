@@ -513,13 +513,6 @@ ENDPOINT_BAD: list[tuple[str, str, dict[str, Any], str]] = [
         {"dataCapture": {"percent": 10, "zone": "gold"}},
         f"{F}: {E}.dataCapture.zone: 'gold' is not a lake zone (raw, curated, features)",
     ),
-    (
-        "endpoints not yet provisioned on gcp",
-        "gcp-dev",
-        {"instanceType": "n1-standard-4"},
-        "stacks/Pulumi.gcp-dev.yaml: mlops:endpoints: is validated but not provisioned on gcp by "
-        "this release; remove it until it is",
-    ),
 ]
 
 

@@ -13,11 +13,23 @@ from pydantic import (
 
 from infra.catalogs import (
     AZURE_LOCATIONS,
+    AZURE_ONLINE_ENDPOINT_SKUS,
+    AZURE_ONLINE_ENDPOINTS,
     GCP_REGIONS,
+    VERTEX_ACCELERATOR_SOURCE,
+    VERTEX_ACCELERATOR_TYPES,
+    VERTEX_GPU_MACHINE_TYPES,
+    VERTEX_MACHINE_TYPES,
+    VERTEX_N1_GPUS,
+    VERTEX_N1_MACHINE_TYPES,
+    VERTEX_PREDICTION,
+    VERTEX_TPU_MACHINE_TYPES,
     aws_regions,
+    azure_online_endpoint_sku,
     close_matches,
     provider_config_keys,
     sagemaker_inference_instance_types,
+    vertex_series_carrying,
 )
 from infra.settings.errors import NAMESPACE, SettingsError, stack_file
 from infra.settings.models import (
@@ -29,6 +41,7 @@ from infra.settings.models import (
     PROVIDER_NAMESPACES,
     REGION_KEYS,
     REQUIRED_PROVIDER_KEYS,
+    EndpointAccelerator,
     EndpointSettings,
     ProjectSettings,
 )
@@ -293,12 +306,155 @@ def _check_sagemaker_endpoint(
         )
 
 
+def _one_of(values: tuple[int, ...] | list[str]) -> str:
+    """`a, b or c`."""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+VERTEX_AS_OF = f"(Vertex AI's machine types as of {VERTEX_PREDICTION.checked}, infra/catalogs.py)"
+
+
+def _vertex_fixed_gpus(
+    machine: str, accelerator: EndpointAccelerator | None
+) -> tuple[str, str] | None:
+    """An accelerator-optimized type (a2, a3, a4, g2) states the GPUs it carries."""
+    carried, count = VERTEX_GPU_MACHINE_TYPES[machine]
+    if accelerator is None:
+        return "accelerator", (
+            f"is required for {machine}: Vertex AI takes the GPUs it carries stated, "
+            f"type {carried} and count {count} {VERTEX_AS_OF}"
+        )
+    if accelerator.type != carried:
+        return (
+            "accelerator.type",
+            f"{machine} carries {carried}, not {accelerator.type} {VERTEX_AS_OF}",
+        )
+    if accelerator.count != count:
+        return "accelerator.count", (
+            f"{machine} carries {count} {carried}, not {accelerator.count} {VERTEX_AS_OF}"
+        )
+    return None
+
+
+def _vertex_attached_gpus(machine: str, accelerator: EndpointAccelerator) -> tuple[str, str] | None:
+    """An N1 type takes the GPUs Vertex AI attaches to N1, as many as its vCPUs need."""
+    kind, count = accelerator.type, accelerator.count
+    if kind not in VERTEX_ACCELERATOR_TYPES:
+        return "accelerator.type", (
+            f"{kind!r} is not a Vertex AI accelerator type ({VERTEX_ACCELERATOR_SOURCE}, "
+            "infra/catalogs.py)" + close_matches(kind, VERTEX_ACCELERATOR_TYPES)
+        )
+    if kind not in VERTEX_N1_GPUS:
+        series = vertex_series_carrying(kind)
+        where = f"; {kind} comes with {', '.join(f'{s}-*' for s in series)} types" if series else ""
+        return "accelerator.type", (
+            f"{machine} takes {_one_of(sorted(VERTEX_N1_GPUS))}, not {kind} {VERTEX_AS_OF}{where}"
+        )
+    counts = VERTEX_N1_GPUS[kind][VERTEX_N1_MACHINE_TYPES[machine]]
+    if count not in counts:
+        return "accelerator.count", (
+            f"{machine} takes {_one_of(counts)} {kind}, not {count} {VERTEX_AS_OF}"
+        )
+    return None
+
+
+def _vertex_accelerator_problem(
+    machine: str, accelerator: EndpointAccelerator | None
+) -> tuple[str, str] | None:
+    """(key under the endpoint, problem) where the accelerator does not fit the
+    machine type the way Vertex AI requires, else None."""
+    if machine in VERTEX_GPU_MACHINE_TYPES:
+        return _vertex_fixed_gpus(machine, accelerator)
+    if accelerator is None:
+        return None
+    if machine in VERTEX_N1_MACHINE_TYPES:
+        return _vertex_attached_gpus(machine, accelerator)
+    if machine in VERTEX_TPU_MACHINE_TYPES:
+        return "accelerator", (
+            f"{machine} takes no accelerator {VERTEX_AS_OF}: its "
+            f"{VERTEX_TPU_MACHINE_TYPES[machine]} TPU v5e chips come with the machine type; "
+            "remove it"
+        )
+    return "accelerator", (
+        f"{machine} takes no accelerator {VERTEX_AS_OF}: Vertex AI attaches GPUs to n1 types "
+        "only, and a2, a3, a4 and g2 types carry their own; remove it"
+    )
+
+
+def _check_vertex_endpoint(
+    stack: str, name: str, endpoint: EndpointSettings
+) -> Iterator[SettingsError]:
+    key = f"{NAMESPACE}endpoints.{name}"
+    machine = endpoint.instance_type
+    if machine not in VERTEX_MACHINE_TYPES:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.instanceType",
+            f"{machine!r} is not a Vertex AI prediction machine type "
+            f"({VERTEX_PREDICTION.cite(len(VERTEX_MACHINE_TYPES))})"
+            + close_matches(machine, VERTEX_MACHINE_TYPES),
+        )
+        return
+    problem = _vertex_accelerator_problem(machine, endpoint.accelerator)
+    if problem is not None:
+        yield SettingsError(stack_file(stack), f"{key}.{problem[0]}", problem[1])
+
+
+def _check_azureml_endpoint(
+    stack: str, name: str, endpoint: EndpointSettings
+) -> Iterator[SettingsError]:
+    key = f"{NAMESPACE}endpoints.{name}"
+    if azure_online_endpoint_sku(endpoint.instance_type) is None:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.instanceType",
+            f"{endpoint.instance_type!r} is not a VM size Azure ML managed online endpoints "
+            f"take ({AZURE_ONLINE_ENDPOINTS.cite(len(AZURE_ONLINE_ENDPOINT_SKUS))})"
+            + close_matches(endpoint.instance_type, AZURE_ONLINE_ENDPOINT_SKUS, ignore_case=True),
+        )
+    if endpoint.accelerator is not None:
+        yield SettingsError(
+            stack_file(stack),
+            f"{key}.accelerator",
+            "is not supported on azure: an Azure ML VM size carries its GPUs "
+            "(Standard_NC4as_T4_v3, Standard_NC24ads_A100_v4, ...); choose the size instead; "
+            "remove it",
+        )
+
+
 def _check_endpoint(
     stack: str, cloud: str, project: ProjectSettings, name: str, endpoint: EndpointSettings
 ) -> Iterator[SettingsError]:
     yield from _check_endpoint_sources(stack, project, name, endpoint)
     if cloud == "aws":
         yield from _check_sagemaker_endpoint(stack, name, endpoint)
+    elif cloud == "gcp":
+        yield from _check_vertex_endpoint(stack, name, endpoint)
+    elif cloud == "azure":
+        yield from _check_azureml_endpoint(stack, name, endpoint)
+        yield from _check_azure_autoscale(stack, name, endpoint)
+
+
+# Azure Monitor autoscale waits at least a minute between scaling actions.
+AZURE_MIN_COOLDOWN_SECONDS = 60
+
+
+def _check_azure_autoscale(
+    stack: str, name: str, endpoint: EndpointSettings
+) -> Iterator[SettingsError]:
+    scaling = endpoint.autoscaling
+    for key, seconds in (
+        ("scaleInCooldownSeconds", scaling.scale_in_cooldown_seconds),
+        ("scaleOutCooldownSeconds", scaling.scale_out_cooldown_seconds),
+    ):
+        if seconds < AZURE_MIN_COOLDOWN_SECONDS:
+            yield SettingsError(
+                stack_file(stack),
+                f"{NAMESPACE}endpoints.{name}.autoscaling.{key}",
+                f"{seconds} is below the minute Azure Monitor autoscale waits at least "
+                f"({AZURE_MIN_COOLDOWN_SECONDS})",
+            )
 
 
 def _check_cloud_support(
@@ -324,12 +480,6 @@ def _check_cloud_support(
         )
     for name, endpoint in sorted(project.endpoints.items()):
         yield from _check_endpoint(stack, cloud, project, name, endpoint)
-    if project.endpoints and cloud != "aws":
-        yield SettingsError(
-            stack_file(stack),
-            f"{NAMESPACE}endpoints",
-            f"is validated but not provisioned on {cloud} by this release; remove it until it is",
-        )
     tiering = project.lake.tiering
     if (
         cloud == "aws"

@@ -24,6 +24,10 @@ STATEFUL_TYPES: frozenset[str] = frozenset(
         "azure-native:operationalinsights:Workspace",
         "azure-native:machinelearningservices:Registry",
         "azure-native:managedidentity:UserAssignedIdentity",
+        # Captured requests and responses of the Vertex AI endpoints.
+        "gcp:bigquery/dataset:Dataset",
+        # Its models, environments and datastores, and its encryption.
+        "azure-native:machinelearningservices:Workspace",
     }
 )
 
@@ -49,6 +53,8 @@ NAME_PROPERTY: dict[str, str | None] = {
     "azure-native:operationalinsights:Workspace": "workspaceName",
     "azure-native:machinelearningservices:Registry": "registryName",
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+    "gcp:bigquery/dataset:Dataset": "datasetId",
+    "azure-native:machinelearningservices:Workspace": "workspaceName",
 }
 
 # Resources that take tags (AWS, Azure) or labels (GCP), and under which input.
@@ -92,6 +98,16 @@ TAG_PROPERTY: dict[str, str] = {
     "azure-native:network:FlowLog": "tags",
     "azure-native:privatedns:PrivateZone": "tags",
     "azure-native:privatedns:VirtualNetworkLink": "tags",
+    "gcp:bigquery/dataset:Dataset": "labels",
+    "gcp:vertex/aiEndpoint:AiEndpoint": "labels",
+    "gcp:monitoring/alertPolicy:AlertPolicy": "userLabels",
+    "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy": "labels",
+    "azure-native:machinelearningservices:Workspace": "tags",
+    "azure-native:machinelearningservices:OnlineEndpoint": "tags",
+    "azure-native:machinelearningservices:OnlineDeployment": "tags",
+    "azure-native:applicationinsights:Component": "tags",
+    "azure-native:monitor:AutoscaleSetting": "tags",
+    "azure-native:monitor:MetricAlert": "tags",
 }
 
 REQUIRED_TAGS: tuple[str, ...] = (
@@ -153,4 +169,139 @@ def accelerator_kind(instance_type: str) -> str | None:
             return kind
     if family[:1] in ("g", "p") and family[1:2].isdigit():
         return "gpu"
+    return None
+
+
+# What accelerator an instance or machine type carries, as one name per
+# accelerator model on every cloud, so a rule can forbid a class (h100 in dev)
+# whatever the cloud calls the type. None is a CPU-only type.
+ACCELERATOR_CLASSES: frozenset[str] = frozenset(
+    {
+        "k80", "p4", "p100", "v100", "t4", "a10", "a10g", "l4", "l40s",
+        "rtx-pro-4500", "rtx-pro-6000", "a100", "h100", "h200", "b200", "b300", "gb200",
+        "gaudi", "inferentia", "trainium", "tpu",
+    }
+)  # fmt: skip
+
+# AWS, by instance family (`ml.<family>.<size>` on SageMaker, `<family>.<size>`
+# on EC2): every accelerated family of botocore's SageMaker inference instance
+# types, from the EC2 accelerated computing instance pages, checked 2026-11.
+AWS_FAMILY_ACCELERATORS: dict[str, str] = {
+    "p2": "k80",
+    "p3": "v100",
+    "g4dn": "t4",
+    "g5": "a10g",
+    "g6": "l4",
+    "g6e": "l40s",
+    "g7": "rtx-pro-4500",
+    "g7e": "rtx-pro-6000",
+    "p4d": "a100",
+    "p4de": "a100",
+    "p5": "h100",
+    "p5e": "h200",
+    "p5en": "h200",
+    "p6-b200": "b200",
+    "p6-b300": "b300",
+    "p6e-gb200": "gb200",
+    "dl1": "gaudi",
+    "inf1": "inferentia",
+    "inf2": "inferentia",
+    "trn1": "trainium",
+    "trn1n": "trainium",
+    "trn2": "trainium",
+}
+
+# GCP, by accelerator type: Vertex AI's AcceleratorType enum (aiplatform v1),
+# which Compute Engine names in lowercase with hyphens (nvidia-tesla-t4).
+GCP_ACCELERATOR_TYPES: dict[str, str] = {
+    "NVIDIA_TESLA_K80": "k80",
+    "NVIDIA_TESLA_P4": "p4",
+    "NVIDIA_TESLA_P100": "p100",
+    "NVIDIA_TESLA_V100": "v100",
+    "NVIDIA_TESLA_T4": "t4",
+    "NVIDIA_TESLA_A100": "a100",
+    "NVIDIA_A100_80GB": "a100",
+    "NVIDIA_L4": "l4",
+    "NVIDIA_H100_80GB": "h100",
+    "NVIDIA_H100_MEGA_80GB": "h100",
+    "NVIDIA_H200_141GB": "h200",
+    "NVIDIA_B200": "b200",
+    "NVIDIA_GB200": "gb200",
+    "NVIDIA_RTX_PRO_6000": "rtx-pro-6000",
+    "TPU_V2": "tpu",
+    "TPU_V3": "tpu",
+    "TPU_V4_POD": "tpu",
+    "TPU_V5_LITEPOD": "tpu",
+}
+
+# GCP machine series that carry their accelerators (the type is the series and
+# a size: a2-highgpu-1g, g2-standard-8, ct5lp-hightpu-4t), from Compute Engine's
+# accelerator-optimized and TPU machine types, checked 2026-11. N1 types carry
+# none: GPUs are attached to them, and named by accelerator type.
+GCP_SERIES_ACCELERATORS: dict[str, str] = {
+    "a2-highgpu": "a100",
+    "a2-megagpu": "a100",
+    "a2-ultragpu": "a100",
+    "a3-highgpu": "h100",
+    "a3-edgegpu": "h100",
+    "a3-megagpu": "h100",
+    "a3-ultragpu": "h200",
+    "a4-highgpu": "b200",
+    "a4x-highgpu": "gb200",
+    "g2-standard": "l4",
+    "g4-standard": "rtx-pro-6000",
+    "ct4p-hightpu": "tpu",
+    "ct5lp-hightpu": "tpu",
+    "ct5p-hightpu": "tpu",
+    "ct6e-standard": "tpu",
+    "tpu7x-standard": "tpu",
+}
+
+# Azure, by VM series: the size without `Standard_` and its vCPU count, in
+# lowercase (Standard_NC4as_T4_v3 -> ncas_t4_v3), as Azure ML's managed online
+# endpoint SKU list and the Azure VM size pages name them, checked 2026-11.
+AZURE_SERIES_ACCELERATORS: dict[str, str] = {
+    "ncas_t4_v3": "t4",
+    "ncs_v2": "p100",
+    "ncs_v3": "v100",
+    "ndrs_v2": "v100",
+    "nvads_a10_v5": "a10",
+    "nvadms_a10_v5": "a10",
+    "ncads_a100_v4": "a100",
+    "ndasr_v4": "a100",
+    "ndamsr_a100_v4": "a100",
+    "ncads_h100_v5": "h100",
+    "ncadis_h100_v5": "h100",
+    "ndis_h100_v5": "h100",
+    "ndisr_h100_v5": "h100",
+}
+
+
+def gcp_machine_series(machine_type: str) -> str:
+    """`g2-standard` from `g2-standard-8`: the machine type without its size."""
+    return machine_type.rpartition("-")[0]
+
+
+def azure_vm_series(vm_size: str) -> str:
+    """`ncas_t4_v3` from `Standard_NC4as_T4_v3`: Azure names sizes case-insensitively."""
+    name = vm_size.lower().removeprefix("standard_")
+    start = next((i for i, c in enumerate(name) if c.isdigit()), len(name))
+    end = next((i for i in range(start, len(name)) if not name[i].isdigit()), len(name))
+    return name[:start] + name[end:]
+
+
+def accelerator_class(
+    cloud: str, instance_type: str, accelerator_type: str | None = None
+) -> str | None:
+    """The class of accelerator (one of ACCELERATOR_CLASSES) an instance type
+    carries on `cloud` (aws, gcp, azure), or None for a CPU-only type. On GCP an
+    attached accelerator (Vertex AI's or Compute Engine's name) decides."""
+    if cloud == "aws":
+        return AWS_FAMILY_ACCELERATORS.get(instance_family(instance_type))
+    if cloud == "gcp":
+        if accelerator_type:
+            return GCP_ACCELERATOR_TYPES.get(accelerator_type.upper().replace("-", "_"))
+        return GCP_SERIES_ACCELERATORS.get(gcp_machine_series(instance_type))
+    if cloud == "azure":
+        return AZURE_SERIES_ACCELERATORS.get(azure_vm_series(instance_type))
     return None
