@@ -21,6 +21,8 @@ _RULES: dict[str, tuple[int, str, str]] = {
     "azure-storage-account": (24, "a-z0-9", ""),
     "azure-registry": (50, "a-zA-Z0-9", ""),
     "azure-resource": (80, "a-zA-Z0-9._-", "-"),
+    # Azure ML online endpoints: unique in their region, part of the scoring URL.
+    "azure-ml-endpoint": (32, "a-z0-9-", ""),
 }
 
 

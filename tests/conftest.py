@@ -63,6 +63,25 @@ def plan_with(stack: str, **overrides: Any) -> StackPlan:
     return plan_values(stack, values)
 
 
+SERVING_COMPONENTS = (
+    "mlops:gcp:Serving",
+    "mlops:gcp:ModelEndpoint",
+    "mlops:azure:MlWorkspace",
+    "mlops:azure:ModelEndpoint",
+)
+
+
+def outside_serving(plan: StackPlan) -> list[Registration]:
+    """The stack's resources but its serving components and their children (a URN
+    names every component above the resource)."""
+    return [
+        r
+        for r in plan.registrations
+        if not any(c in r.urn.split("::")[2] for c in SERVING_COMPONENTS)
+        and r.type not in SERVING_COMPONENTS
+    ]
+
+
 def of_type(plan: StackPlan, type_: str) -> list[Registration]:
     return sorted((r for r in plan.registrations if r.type == type_), key=lambda r: r.urn)
 

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 
 import pytest
-from conftest import of_type, one, plan_with, planned
+from conftest import of_type, one, outside_serving, plan_with, planned
 from mlops_policies.catalog import STATEFUL_TYPES
 
 from infra.azure.rbac import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assignment_name
@@ -73,6 +73,8 @@ VARIANT = {
     },
     "registries": {"models": {"enabled": False}},
     "network": {"egress": "nat"},
+    # Endpoints read the default zones; tests/test_azure_endpoints.py has them.
+    "endpoints": {},
 }
 
 
@@ -91,6 +93,7 @@ def unlogged():
             "tiering": {"coolAfterDays": 30, "archiveAfterDays": None},
             "accessLogs": {"enabled": False},
         },
+        endpoints={},
     )
 
 
@@ -134,10 +137,13 @@ def test_resource_inventory(dev, prod) -> None:
         DNS_ZONE: 1,
         DNS_LINK: 1,
     }
-    assert Counter(r.type for r in dev.registrations if r.custom) == expected
-    assert Counter(r.type for r in prod.registrations if r.custom) == Counter(expected) + Counter(
-        prod_only
-    )
+    # The workspace's private endpoint and its two DNS zones (api, notebooks) are
+    # the network's; the serving components are counted in tests/test_azure_endpoints.py.
+    prod_only |= {PRIVATE_ENDPOINT: 2, ZONE_GROUP: 2, DNS_ZONE: 3, DNS_LINK: 3}
+    assert Counter(r.type for r in outside_serving(dev) if r.custom) == expected
+    assert Counter(r.type for r in outside_serving(prod) if r.custom) == Counter(
+        expected
+    ) + Counter(prod_only)
     components = Counter(r.type for r in prod.registrations if not r.custom)
     assert components == {
         "pulumi:pulumi:Stack": 1,
@@ -146,6 +152,8 @@ def test_resource_inventory(dev, prod) -> None:
         "mlops:azure:ContainerRegistry": 1,
         "mlops:azure:ModelRegistry": 1,
         "mlops:azure:Network": 1,
+        "mlops:azure:MlWorkspace": 1,
+        "mlops:azure:ModelEndpoint": 1,
     }
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import created_as, of_type, one, plan_with, planned
+from conftest import created_as, of_type, one, outside_serving, plan_with, planned
 from mlops_policies.catalog import STATEFUL_TYPES
 
 from tools.mockcloud import GCP_PROJECT_NUMBER
@@ -24,12 +25,19 @@ SUBNET = "gcp:compute/subnetwork:Subnetwork"
 FIREWALL = "gcp:compute/firewall:Firewall"
 ROUTER = "gcp:compute/router:Router"
 NAT = "gcp:compute/routerNat:RouterNat"
+DATASET = "gcp:bigquery/dataset:Dataset"
 ZONES = ("raw", "curated", "features")
 STORAGE_AGENT = (
     f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
 )
 REGISTRY_AGENT = (
     f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gcp-sa-artifactregistry.iam.gserviceaccount.com"
+)
+VERTEX_AGENT = (
+    f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+)
+BIGQUERY_AGENT = (
+    f"serviceAccount:bq-{GCP_PROJECT_NUMBER}@bigquery-encryption.iam.gserviceaccount.com"
 )
 ENCRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 
@@ -64,6 +72,8 @@ def _grant(plan, member: str):
 
 
 def test_inventory(dev) -> None:
+    """The platform without its endpoints (tests/test_gcp_endpoints.py has those)."""
+    base = outside_serving(dev)
     counts = {
         BUCKET: 4,
         KEY_RING: 1,
@@ -71,16 +81,15 @@ def test_inventory(dev) -> None:
         KEY_GRANT: 2,
         BUCKET_GRANT: 1,
         REPOSITORY: 2,
-        SERVICE: 5,
+        # The platform's four, Container Scanning, and serving's four.
+        SERVICE: 9,
         "gcp:projects/serviceIdentity:ServiceIdentity": 1,
         NETWORK: 1,
         SUBNET: 2,
         FIREWALL: 2,
     }
-    for type_, count in counts.items():
-        assert len(of_type(dev, type_)) == count, type_
-    gcp_types = {r.type for r in dev.registrations if r.type.startswith("gcp:")}
-    assert gcp_types == set(counts)
+    found = Counter(r.type for r in base if r.type.startswith("gcp:"))
+    assert found == counts
 
 
 def test_key_rotates_every_90_days_in_the_stack_region(dev) -> None:
@@ -106,7 +115,12 @@ def test_only_the_storage_agent_may_use_the_key_for_the_lake(dev) -> None:
     assert grant.parent.endswith("::mlops-gcp-dev-lake")
     # Least privilege: members are service agents only, roles only the key's use.
     assert {g.inputs["role"] for g in of_type(dev, KEY_GRANT)} == {ENCRYPTER}
-    assert {g.inputs["member"] for g in of_type(dev, KEY_GRANT)} == {STORAGE_AGENT, REGISTRY_AGENT}
+    assert {g.inputs["member"] for g in of_type(dev, KEY_GRANT)} == {
+        STORAGE_AGENT,
+        REGISTRY_AGENT,
+        VERTEX_AGENT,
+        BIGQUERY_AGENT,
+    }
 
 
 @pytest.mark.parametrize("role", [*ZONES, "access-logs"])
@@ -182,6 +196,7 @@ def test_zones_retention_and_logging_come_from_settings() -> None:
             "retention": {"softDeleteDays": 30, "abortIncompleteUploadDays": 2},
             "accessLogs": {"enabled": False},
         },
+        endpoints={},
     )
     buckets = of_type(plan, BUCKET)
     assert sorted(b.inputs["labels"]["zone"] for b in buckets) == ["gold", "landing"]
@@ -251,6 +266,7 @@ def test_registry_follows_settings() -> None:
             },
             "models": {"enabled": False},
         },
+        endpoints={},
     )
     repo = one(plan, REPOSITORY)
     assert repo.inputs["repositoryId"] == "mlops-gcp-dev-batch"
@@ -266,10 +282,12 @@ def test_registry_follows_settings() -> None:
 
 def test_prod_protects_and_retains_everything_that_holds_data_or_keys(prod, dev) -> None:
     stateful = [r for r in prod.registrations if r.type in STATEFUL_TYPES]
-    assert {r.type for r in stateful} == {BUCKET, KEY_RING, KEY, REPOSITORY}
-    assert len(stateful) == 8
+    assert {r.type for r in stateful} == {BUCKET, KEY_RING, KEY, REPOSITORY, DATASET}
+    assert len(stateful) == 9
     # Grants that keep retained data readable and logged are kept with it.
-    kept = [*stateful, *of_type(prod, KEY_GRANT), *of_type(prod, BUCKET_GRANT)]
+    # (A model's read grant on its artifact goes with the model: tests/test_gcp_endpoints.py.)
+    base = outside_serving(prod)
+    kept = [*stateful, *of_type(prod, KEY_GRANT), *(r for r in base if r.type == BUCKET_GRANT)]
     assert all(r.protect and r.retain_on_delete for r in kept)
     assert not any(r.protect or r.retain_on_delete for r in dev.registrations)
     kept_urns = {r.urn for r in kept}
@@ -286,8 +304,16 @@ def test_every_labelled_resource_carries_the_platform_labels(prod) -> None:
         "managed-by": "pulumi",
     }
     labelled = [r for r in prod.registrations if "labels" in r.inputs]
-    assert {r.type for r in labelled} == {BUCKET, KEY, REPOSITORY}
-    assert len(labelled) == 7
+    assert {r.type for r in labelled} == {
+        BUCKET,
+        KEY,
+        REPOSITORY,
+        DATASET,
+        "gcp:vertex/aiEndpoint:AiEndpoint",
+        "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy",
+        "pulumi-python:dynamic/gcp:VertexModelDeployment",
+    }
+    assert len(labelled) == 11
     for resource in labelled:
         assert expected.items() <= resource.inputs["labels"].items(), resource.name
 
@@ -309,6 +335,8 @@ def test_every_child_is_parented_by_its_component(dev) -> None:
         "mlops:gcp:DataLake",
         "mlops:gcp:ContainerRegistry",
         "mlops:gcp:Network",
+        "mlops:gcp:Serving",
+        "mlops:gcp:ModelEndpoint",
     }
     for resource in (r for r in dev.registrations if r.type.startswith("gcp:")):
         assert resource.parent in components, resource.name

@@ -431,7 +431,13 @@ def test_azure_subnets_have_no_default_outbound_and_deny_internet_inbound(azure_
         ("azure-dev", {"lake-blob": "blob", "lake-dfs": "dfs", "vault": "vault"}),
         (
             "azure-prod",
-            {"lake-blob": "blob", "lake-dfs": "dfs", "vault": "vault", "registry": "registry"},
+            {
+                "lake-blob": "blob",
+                "lake-dfs": "dfs",
+                "vault": "vault",
+                "registry": "registry",
+                "ml-workspace": "amlworkspace",
+            },
         ),
     ],
 )
@@ -448,11 +454,13 @@ def test_azure_private_endpoints_register_in_linked_private_zones(
     } == {role: [group] for role, group in services.items()}
     subnet = _azure_subnets(plan)["endpoints"]
     zones = {z.urn: z.inputs["privateZoneName"] for z in of_type(plan, DNS_ZONE)}
-    expected_zone = {
-        "blob": "privatelink.blob.core.windows.net",
-        "dfs": "privatelink.dfs.core.windows.net",
-        "vault": "privatelink.vaultcore.azure.net",
-        "registry": "privatelink.azurecr.io",
+    expected_zones = {
+        "blob": ("privatelink.blob.core.windows.net",),
+        "dfs": ("privatelink.dfs.core.windows.net",),
+        "vault": ("privatelink.vaultcore.azure.net",),
+        "registry": ("privatelink.azurecr.io",),
+        # The workspace's API, and the notebooks it serves under another name.
+        "amlworkspace": ("privatelink.api.azureml.ms", "privatelink.notebooks.azure.net"),
     }
     lake = one(plan, ACCOUNT, "-lake-account")
     targets = {
@@ -460,6 +468,7 @@ def test_azure_private_endpoints_register_in_linked_private_zones(
         "lake-dfs": lake,
         "vault": one(plan, "azure-native:keyvault:Vault", "-key-vault"),
         "registry": one(plan, "azure-native:containerregistry:Registry"),
+        "ml-workspace": one(plan, "azure-native:machinelearningservices:Workspace"),
     }
     for role, endpoint in endpoints.items():
         assert subnet.urn in endpoint.property_dependencies["subnet"]
@@ -468,12 +477,13 @@ def test_azure_private_endpoints_register_in_linked_private_zones(
         assert connection["privateLinkServiceId"].endswith(
             targets[role].inputs.get("accountName")
             or targets[role].inputs.get("vaultName")
+            or targets[role].inputs.get("workspaceName")
             or targets[role].inputs["registryName"]
         )
         group = configuring(plan, ZONE_GROUP, endpoint, "privateEndpointName")
-        assert len(group.inputs["privateDnsZoneConfigs"]) == 1
-        [zone_urn] = group.property_dependencies["privateDnsZoneConfigs"]
-        assert zones[zone_urn] == expected_zone[services[role]]
+        linked = group.property_dependencies["privateDnsZoneConfigs"]
+        assert len(group.inputs["privateDnsZoneConfigs"]) == len(linked)
+        assert tuple(zones[urn] for urn in linked) == expected_zones[services[role]]
     vnet = one(plan, "azure-native:network:VirtualNetwork")
     for link in of_type(plan, DNS_LINK):
         assert link.inputs["registrationEnabled"] is False
@@ -481,7 +491,7 @@ def test_azure_private_endpoints_register_in_linked_private_zones(
     assert (
         len(of_type(plan, DNS_LINK))
         == len(zones)
-        == len({expected_zone[s] for s in services.values()})
+        == len({z for s in services.values() for z in expected_zones[s]})
     )
 
 
@@ -555,6 +565,7 @@ def test_every_stack_exports_its_network(aws_dev, gcp_dev, azure_prod) -> None:
         "lake-dfs",
         "vault",
         "registry",
+        "ml-workspace",
     }
     assert azure_prod.outputs["virtualNetworkId"].endswith(
         "/Microsoft.Network/virtualNetworks/mlops-azure-prod-network-vnet"

@@ -160,7 +160,7 @@ def test_serving_alarms() -> None:
 
 
 def test_serving_accelerators_follow_the_environment_list() -> None:
-    allowed = {"allowedAcceleratorFamilies": ["g5", "inf2"]}
+    allowed = {"allowedAcceleratorClasses": ["a10g", "inferentia"]}
     assert (
         list(serving.accelerators(config(productionVariants=variant("ml.g5.xlarge")), allowed))
         == []
@@ -170,8 +170,11 @@ def test_serving_accelerators_follow_the_environment_list() -> None:
     )
     assert list(
         serving.accelerators(config(productionVariants=variant("ml.p5.48xlarge")), allowed)
-    ) == ["ml.p5.48xlarge (p5) is not an accelerator family this environment allows (g5, inf2)"]
-    # Without a list, every family is allowed.
+    ) == [
+        "ml.p5.48xlarge (h100) is not an accelerator class this environment allows "
+        "(a10g, inferentia)"
+    ]
+    # Without a list, every class is allowed.
     assert (
         list(serving.accelerators(config(productionVariants=variant("ml.p5.48xlarge")), {})) == []
     )
@@ -179,10 +182,10 @@ def test_serving_accelerators_follow_the_environment_list() -> None:
 
 def test_every_serving_check_is_registered() -> None:
     by_name = {r.name: r for r in RULES}
-    assert by_name["serving-accelerators"].configured_checks == (serving.accelerators,)
-    assert "allowedAcceleratorFamilies" in by_name["serving-accelerators"].config_properties
-    assert by_name["serving-alarms"].stack_checks == (serving.alarms,)
-    assert by_name["serving-autoscaling"].stack_checks == (serving.autoscaling,)
+    assert serving.accelerators in by_name["serving-accelerators"].configured_checks
+    assert "allowedAcceleratorClasses" in by_name["serving-accelerators"].config_properties
+    assert serving.alarms in by_name["serving-alarms"].stack_checks
+    assert serving.autoscaling in by_name["serving-autoscaling"].stack_checks
     for name, check in (
         ("serving-encryption", serving.encryption),
         ("serving-private", serving.private),
@@ -194,8 +197,8 @@ def test_every_serving_check_is_registered() -> None:
 
 def test_dev_allows_no_h100_class_endpoint_and_prod_does() -> None:
     assert (
-        "p5"
-        not in environment_settings("dev")["serving-accelerators"]["allowedAcceleratorFamilies"]
+        "h100"
+        not in environment_settings("dev")["serving-accelerators"]["allowedAcceleratorClasses"]
     )
     assert "serving-accelerators" not in environment_settings("prod")
     churn = {
@@ -204,7 +207,7 @@ def test_dev_allows_no_h100_class_endpoint_and_prod_does() -> None:
     }
     plan = plan_with("aws-dev", endpoints={"churn": churn})
     assert [(f.policy, f.level) for f in plan.findings] == [("serving-accelerators", "mandatory")]
-    # The same endpoint under prod's pack config: any family.
+    # The same endpoint under prod's pack config: any class.
     prod_findings = evaluate(plan.registrations, "prod")
     assert [f.policy for f in prod_findings if f.policy.startswith("serving-")] == []
 

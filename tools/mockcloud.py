@@ -23,11 +23,22 @@ AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 AZURE_TENANT = "00000000-0000-0000-0000-000000000002"
 AZURE_OBJECT = "00000000-0000-0000-0000-000000000003"
 _NET = "{base}/providers/Microsoft.Network/"
+_ML = "{base}/providers/Microsoft.MachineLearningServices/workspaces/"
 _GCP_API = "https://www.googleapis.com/compute/v1/"
 # Compute resources the platform references by id, as the API shapes the ids.
 _GCP_COMPUTE_PATHS = {
     "gcp:compute/network:Network": "projects/{project}/global/networks/{n}",
     "gcp:compute/subnetwork:Subnetwork": "projects/{project}/regions/{region}/subnetworks/{n}",
+}
+# Other resources the platform references by id, shaped as the provider shapes them.
+_GCP_PATHS = {
+    "gcp:kms/keyRing:KeyRing": "projects/{project}/locations/{region}/keyRings/{n}",
+    "gcp:kms/cryptoKey:CryptoKey": "{keyRing}/cryptoKeys/{n}",
+    "gcp:vertex/aiEndpoint:AiEndpoint": "projects/{project}/locations/{region}/endpoints/{n}",
+    "gcp:bigquery/dataset:Dataset": "projects/{project}/datasets/{datasetId}",
+    "gcp:serviceaccount/account:Account": (
+        "projects/{project}/serviceAccounts/{accountId}@{project}.iam.gserviceaccount.com"
+    ),
 }
 _NAMESPACE = uuid.UUID("6f6c6f67-6d6c-6f70-7370-6c6174666f72")
 
@@ -171,6 +182,15 @@ class CloudMocks(Mocks):
                 ),
                 "project": self.gcp_project,
             },
+            "gcp:bigquery/getDefaultServiceAccount:getDefaultServiceAccount": {
+                "email": f"bq-{GCP_PROJECT_NUMBER}@bigquery-encryption.iam.gserviceaccount.com",
+                "member": (
+                    f"serviceAccount:bq-{GCP_PROJECT_NUMBER}"
+                    "@bigquery-encryption.iam.gserviceaccount.com"
+                ),
+                "project": self.gcp_project,
+                "id": self.gcp_project,
+            },
             "gcp:compute/getZones:getZones": {
                 "names": [f"{self.region}-{z}" for z in "abc"],
                 "project": self.gcp_project,
@@ -216,12 +236,6 @@ class CloudMocks(Mocks):
 
     def _gcp(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         resource_name = state.get("name") or name
-        if typ == "gcp:kms/keyRing:KeyRing":
-            ring = f"projects/{self.gcp_project}/locations/{self.region}/keyRings/{resource_name}"
-            return ring, {"name": resource_name}
-        if typ == "gcp:kms/cryptoKey:CryptoKey":
-            key = f"{state.get('keyRing')}/cryptoKeys/{resource_name}"
-            return key, {"name": resource_name}
         if typ == "gcp:projects/serviceIdentity:ServiceIdentity":
             # service-<number>@gcp-sa-<service>.iam.gserviceaccount.com, as the API names agents.
             agent = str(state.get("service", name)).split(".", 1)[0]
@@ -243,11 +257,24 @@ class CloudMocks(Mocks):
                 project=self.gcp_project, region=state.get("region", self.region), n=resource_name
             )
             return path, {"name": resource_name, "selfLink": _GCP_API + path}
+        if typ in _GCP_PATHS:
+            return self._gcp_path(typ, resource_name, state)
         extra: dict[str, Any] = {"name": resource_name}
         if typ == "gcp:storage/bucket:Bucket":
             extra["url"] = f"gs://{resource_name}"
             extra["selfLink"] = f"https://www.googleapis.com/storage/v1/b/{resource_name}"
         return resource_name, extra
+
+    def _gcp_path(
+        self, typ: str, resource_name: str, state: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        fields = {k: v for k, v in state.items() if isinstance(v, str)}
+        fields |= {"project": self.gcp_project, "region": self.region, "n": resource_name}
+        extra: dict[str, Any] = {"name": resource_name}
+        if typ == "gcp:serviceaccount/account:Account":
+            email = f"{state.get('accountId')}@{self.gcp_project}.iam.gserviceaccount.com"
+            extra |= {"email": email, "member": f"serviceAccount:{email}"}
+        return _GCP_PATHS[typ].format(**fields), extra
 
     def _azure(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """ARM ids shaped as Azure shapes them, and the outputs programs read (names,
@@ -323,6 +350,32 @@ class CloudMocks(Mocks):
             "machinelearningservices:Registry": (
                 "registryName",
                 "{base}/providers/Microsoft.MachineLearningServices/registries/{n}",
+            ),
+            "machinelearningservices:Workspace": ("workspaceName", _ML + "{n}"),
+            "machinelearningservices:OnlineEndpoint": (
+                "endpointName",
+                _ML + "{workspaceName}/onlineEndpoints/{n}",
+            ),
+            "machinelearningservices:OnlineDeployment": (
+                "deploymentName",
+                _ML + "{workspaceName}/onlineEndpoints/{endpointName}/deployments/{n}",
+            ),
+            "machinelearningservices:Datastore": ("name", _ML + "{workspaceName}/datastores/{n}"),
+            "machinelearningservices:ModelVersion": (
+                "version",
+                _ML + "{workspaceName}/models/{name}/versions/{n}",
+            ),
+            "machinelearningservices:EnvironmentVersion": (
+                "version",
+                _ML + "{workspaceName}/environments/{name}/versions/{n}",
+            ),
+            "machinelearningservices:DataVersion": (
+                "version",
+                _ML + "{workspaceName}/data/{name}/versions/{n}",
+            ),
+            "applicationinsights:Component": (
+                "resourceName",
+                "{base}/providers/Microsoft.Insights/components/{n}",
             ),
         }
         module, kind = typ.split(":")[1], typ.split(":")[2]

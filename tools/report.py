@@ -70,9 +70,12 @@ def _endpoints(plan: StackPlan) -> list[str]:
     ]
     for name, e in sorted(endpoints.items()):
         scaling = f"{e.autoscaling.metric} {e.autoscaling.target}"
+        machine = f"`{e.instance_type}`"
+        if e.accelerator is not None:
+            machine += f" + {e.accelerator.count} x `{e.accelerator.type}`"
         replicas = f"{e.min_replicas} to {e.max_replicas}"
         lines.append(
-            f"| `{name}` | {_model(e)} | `{e.instance_type}` | {replicas} "
+            f"| `{name}` | {_model(e)} | {machine} | {replicas} "
             f"| {scaling} | {_rollout(e)} | {e.data_capture.percent}% |"
         )
     return [*lines, ""]

@@ -20,7 +20,7 @@ from pulumi_azure_native import managedidentity, network, privatedns, storage
 from infra.azure import rbac
 from infra.azure.context import AzureContext
 from infra.azure.key import KeyAccess
-from infra.azure.storage import BLOB_SERVICE, AccountSpec, log_access, secure_account
+from infra.azure.storage import AccountSpec, log_access, secure_account, versioned_blobs
 from infra.common import Baseline, PrivateNetwork
 from infra.settings import NetworkSettings
 
@@ -51,6 +51,12 @@ class PrivateService:
     resource_id: pulumi.Output[str]
     group_id: str
     dns_zone: str
+    # Zones of further names the same private endpoint serves (an ML workspace's notebooks).
+    more_zones: tuple[str, ...] = ()
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return (self.dns_zone, *self.more_zones)
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class Network(pulumi.ComponentResource):
             after=[workload],
         )
         self.subnets = {"workload": workload, "endpoints": endpoints}
-        zones = sorted({service.dns_zone for service in args.services})
+        zones = sorted({zone for service in args.services for zone in service.zones})
         self.dns_zones = {zone: self._dns_zone(name, zone) for zone in zones}
         self.private_endpoints = {
             service.role: self._private_endpoint(name, service) for service in args.services
@@ -206,7 +212,11 @@ class Network(pulumi.ComponentResource):
             resource_group_name=context.resource_group_name,
             private_dns_zone_group_name="default",
             private_dns_zone_configs=[
-                {"name": service.role, "private_dns_zone_id": self.dns_zones[service.dns_zone].id}
+                {
+                    "name": zone.split(".")[1] if zone != service.dns_zone else service.role,
+                    "private_dns_zone_id": self.dns_zones[zone].id,
+                }
+                for zone in service.zones
             ],
             opts=baseline.child(self),
         )
@@ -246,23 +256,9 @@ class Network(pulumi.ComponentResource):
             key=args.key,
             baseline=baseline,
         )
-        storage.BlobServiceProperties(
-            f"{name}-flow-logs",
-            account_name=account.name,
-            resource_group_name=context.resource_group_name,
-            blob_services_name=BLOB_SERVICE,
-            is_versioning_enabled=True,
-            delete_retention_policy={"enabled": True, "days": days},
-            container_delete_retention_policy={"enabled": True, "days": days},
-            opts=baseline.child(self),
-        )
-        storage.ManagementPolicy(
-            f"{name}-flow-logs",
-            account_name=account.name,
-            resource_group_name=context.resource_group_name,
-            management_policy_name="default",
-            policy={"rules": [_expire_versions(days)]},
-            opts=baseline.child(self),
+        # Flow logs append to hourly blobs; every append leaves a version behind.
+        versioned_blobs(
+            self, f"{name}-flow-logs", account, days=days, context=context, baseline=baseline
         )
         if args.access_log_workspace_id is not None:
             log_access(
@@ -301,19 +297,6 @@ class Network(pulumi.ComponentResource):
             opts=baseline.child(self, depends_on=[grant]),
         )
         return account
-
-
-def _expire_versions(days: int) -> dict[str, Any]:
-    """Flow logs append to hourly blobs; every append leaves a version behind."""
-    return {
-        "name": "expire-versions",
-        "type": "Lifecycle",
-        "enabled": True,
-        "definition": {
-            "filters": {"blob_types": ["blockBlob"]},
-            "actions": {"version": {"delete": {"days_after_creation_greater_than": days}}},
-        },
-    }
 
 
 def network_outputs(net: Network) -> Mapping[str, Any]:

@@ -15,8 +15,10 @@ import pulumi
 from pulumi_azure_native import resources
 
 from infra.azure.context import AzureContext
+from infra.azure.endpoint import ModelEndpoint, ModelEndpointArgs
 from infra.azure.key import PlatformKey, PlatformKeyArgs
 from infra.azure.lake import DataLake, DataLakeArgs
+from infra.azure.ml import MlWorkspace, MlWorkspaceArgs
 from infra.azure.network import Network, NetworkArgs, PrivateService, network_outputs
 from infra.azure.registry import (
     ContainerRegistry,
@@ -55,6 +57,28 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
             key=key.access,
         ),
     )
+    workspace = None
+    if settings.endpoints:
+        workspace = MlWorkspace(
+            namer.name("ml"),
+            MlWorkspaceArgs(
+                baseline=baseline,
+                context=context,
+                key=key.access,
+                vault_id=key.vault.id,
+                key_uri_with_version=key.key.key_uri_with_version,
+                registry_id=containers.registry.id,
+                registry_premium=containers.premium,
+                lake_account_id=lake.account.id,
+                lake_account_name=lake.account.name,
+                lake_filesystems=lake.filesystem_names,
+                log_workspace_id=lake.logs.id if lake.logs is not None else None,
+                soft_delete_days=settings.lake.retention.soft_delete_days,
+            ),
+        )
+    services = private_services(key, lake, containers)
+    if workspace is not None and context.production:
+        services.append(workspace.private_service())
     network = Network(
         namer.name("network"),
         NetworkArgs(
@@ -62,7 +86,7 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
             context=context,
             settings=settings.network,
             key=key.access,
-            services=private_services(key, lake, containers),
+            services=services,
             soft_delete_days=settings.lake.retention.soft_delete_days,
             access_log_workspace_id=lake.logs.id if lake.logs is not None else None,
         ),
@@ -79,9 +103,32 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
     }
     if lake.logs is not None:
         outputs["lakeAccessLogWorkspaceId"] = lake.logs.id
+    model_registry = None
     if settings.registries.models.enabled:
         models = ModelRegistry(namer.name("models"), ModelRegistryArgs(baseline, context))
         outputs["modelRegistryName"] = models.registry.name
+        model_registry = namer.name("models", kind="azure-resource")
+    if workspace is not None:
+        outputs["mlWorkspaceName"] = workspace.workspace.name
+        endpoints = {
+            name: ModelEndpoint(
+                namer.name("serve", name),
+                ModelEndpointArgs(
+                    baseline=baseline,
+                    context=context,
+                    endpoint=name,
+                    settings=endpoint,
+                    workspace=workspace,
+                    registry_id=containers.registry.id,
+                    repository_urls=containers.repository_urls,
+                    filesystem_ids=lake.filesystem_ids,
+                    model_registry=model_registry,
+                    capture_zone=endpoint.data_capture.zone or settings.lake.zones[0],
+                ),
+            )
+            for name, endpoint in sorted(settings.endpoints.items())
+        }
+        outputs["endpointNames"] = {n: e.endpoint.name for n, e in endpoints.items()}
     return outputs
 
 

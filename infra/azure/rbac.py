@@ -13,6 +13,8 @@ from infra.azure.context import AzureContext
 # Built-in role definition ids (the same in every tenant).
 KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 
 _ASSIGNMENT_NAMESPACE = uuid.UUID("3b0b1f5e-6d1c-4f0e-9a57-6d6c6f70733a")
 

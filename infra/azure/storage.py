@@ -108,3 +108,50 @@ def log_access(
         metrics=[{"category": "Transaction", "enabled": True}],
         opts=baseline.child(owner),
     )
+
+
+def versioned_blobs(
+    owner: pulumi.ComponentResource,
+    name: str,
+    account: storage.StorageAccount,
+    *,
+    days: int,
+    context: AzureContext,
+    baseline: Baseline,
+) -> storage.BlobServiceProperties:
+    """Blob versioning, and soft delete of blobs and containers for `days`; a
+    lifecycle rule deletes versions `days` after they were superseded, so an
+    account whose blobs are rewritten often does not grow without bound."""
+    service = storage.BlobServiceProperties(
+        name,
+        account_name=account.name,
+        resource_group_name=context.resource_group_name,
+        blob_services_name=BLOB_SERVICE,
+        is_versioning_enabled=True,
+        delete_retention_policy={"enabled": True, "days": days},
+        container_delete_retention_policy={"enabled": True, "days": days},
+        opts=baseline.child(owner),
+    )
+    storage.ManagementPolicy(
+        name,
+        account_name=account.name,
+        resource_group_name=context.resource_group_name,
+        management_policy_name="default",
+        policy={
+            "rules": [
+                {
+                    "name": "expire-versions",
+                    "type": "Lifecycle",
+                    "enabled": True,
+                    "definition": {
+                        "filters": {"blob_types": ["blockBlob"]},
+                        "actions": {
+                            "version": {"delete": {"days_after_creation_greater_than": days}}
+                        },
+                    },
+                }
+            ]
+        },
+        opts=baseline.child(owner),
+    )
+    return service

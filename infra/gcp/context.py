@@ -34,6 +34,12 @@ class GcpProject:
     project_id: str
     region: str
 
+    def network_path(self, network_name: pulumi.Input[str]) -> pulumi.Output[str]:
+        """`projects/<number>/global/networks/<name>`: the form Vertex AI's Private
+        Service Connect automation documents (a project number, not its id)."""
+        number = gcp.organizations.get_project_output(project_id=self.project_id).number
+        return pulumi.Output.concat("projects/", number, "/global/networks/", network_name)
+
     def storage_agent(self) -> pulumi.Output[str]:
         """The Cloud Storage service agent as an IAM member. The lookup also creates the
         agent if the project has none yet, so a grant to it can never name a missing account."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from infra.common import Baseline
 from infra.gcp.context import GcpProject
+from infra.gcp.endpoint import ModelEndpoint, ModelEndpointArgs, Serving, ServingArgs
 from infra.gcp.key import PlatformKey, PlatformKeyArgs
 from infra.gcp.lake import DataLake, DataLakeArgs
 from infra.gcp.network import Network, NetworkArgs, network_outputs
@@ -29,7 +30,11 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
     containers = settings.registries.containers
     services = ProjectServices(
         baseline.namer.name("apis"),
-        ProjectServicesArgs(baseline=baseline, container_scanning=containers.scan_on_push),
+        ProjectServicesArgs(
+            baseline=baseline,
+            container_scanning=containers.scan_on_push,
+            serving=bool(settings.endpoints),
+        ),
     )
     key = PlatformKey(baseline.namer.name("key"), PlatformKeyArgs(baseline, requires=[services]))
     lake = DataLake(
@@ -65,4 +70,59 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
         outputs["lakeAccessLogBucket"] = lake.logs.name
     if settings.registries.models.enabled:
         outputs["modelRegistry"] = f"projects/{project.project_id}/locations/{project.region}"
+    if settings.endpoints:
+        outputs["endpointIds"] = _endpoints(
+            settings,
+            baseline=baseline,
+            project=project,
+            services=services,
+            key=key,
+            network=network,
+            lake=lake,
+            registry=registry,
+        )
     return outputs
+
+
+def _endpoints(
+    settings: PlatformSettings,
+    *,
+    baseline: Baseline,
+    project: GcpProject,
+    services: ProjectServices,
+    key: PlatformKey,
+    network: Network,
+    lake: DataLake,
+    registry: ContainerRegistry,
+) -> dict[str, Any]:
+    serving = Serving(
+        baseline.namer.name("serving"),
+        ServingArgs(
+            baseline=baseline,
+            project=project,
+            network_id=network.vpc.id,
+            endpoints_subnet_id=network.subnets["endpoints"].id,
+            encryption=key.encryption,
+            requires=[services],
+        ),
+    )
+    endpoints = {
+        name: ModelEndpoint(
+            baseline.namer.name("serve", name),
+            ModelEndpointArgs(
+                baseline=baseline,
+                project=project,
+                endpoint=name,
+                settings=endpoint,
+                serving=serving,
+                network_name=network.vpc.name,
+                encryption=key.encryption,
+                bucket_names=lake.bucket_names,
+                repositories=registry.repositories,
+                repository_urls=registry.repository_urls,
+                capture_zone=endpoint.data_capture.zone or settings.lake.zones[0],
+            ),
+        )
+        for name, endpoint in sorted(settings.endpoints.items())
+    }
+    return {name: endpoint.endpoint.id for name, endpoint in endpoints.items()}

@@ -15,18 +15,27 @@ STORAGE_API = "storage.googleapis.com"
 ARTIFACT_REGISTRY_API = "artifactregistry.googleapis.com"
 # Artifact Registry scans pushed images only where this API is on (scanning "INHERITED").
 CONTAINER_SCANNING_API = "containerscanning.googleapis.com"
+# Serving: Vertex AI endpoints, their request-response logs in BigQuery, and the
+# service connection policy that gives them private addresses.
+AIPLATFORM_API = "aiplatform.googleapis.com"
+BIGQUERY_API = "bigquery.googleapis.com"
+NETWORK_CONNECTIVITY_API = "networkconnectivity.googleapis.com"
+MONITORING_API = "monitoring.googleapis.com"
+SERVING_APIS = (AIPLATFORM_API, BIGQUERY_API, NETWORK_CONNECTIVITY_API, MONITORING_API)
 
 
 @dataclass(frozen=True)
 class ProjectServicesArgs:
     baseline: Baseline
     container_scanning: bool
+    serving: bool = False
 
 
 class ProjectServices(pulumi.ComponentResource):
-    """Enables Cloud KMS, Cloud Storage, Artifact Registry, Compute Engine (the network) and
-    (when images are scanned)
-    Container Scanning in the stack's project, so a fresh project deploys in one run.
+    """Enables Cloud KMS, Cloud Storage, Artifact Registry, Compute Engine (the network),
+    Container Scanning (when images are scanned) and, for a stack with endpoints,
+    Vertex AI, BigQuery, Network Connectivity and Cloud Monitoring in the stack's
+    project, so a fresh project deploys in one run.
     Destroying the stack leaves the APIs on: other workloads in the project may use them."""
 
     def __init__(
@@ -36,6 +45,8 @@ class ProjectServices(pulumi.ComponentResource):
         apis = [KMS_API, STORAGE_API, ARTIFACT_REGISTRY_API, COMPUTE_API]
         if args.container_scanning:
             apis.append(CONTAINER_SCANNING_API)
+        if args.serving:
+            apis.extend(SERVING_APIS)
         self.services = {
             api: gcp.projects.Service(
                 f"{name}-{api.split('.', 1)[0]}",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+_AZURE_ML_ASSET = ("name", "properties", "resourceGroupName", "version", "workspaceName")
+
 # Properties whose change makes the provider delete and recreate the resource.
 # Offline plans carry no provider diff, so this table stands in for it. Sources:
 # ForceNew in the upstream Terraform schemas (pulumi-aws and pulumi-gcp are built
@@ -98,6 +100,56 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
         "storageAccount",
         "workspaceName",
     ),
+    # Serving. A Vertex AI endpoint and an Azure ML online endpoint only update
+    # when a model version ships; what serves the model is replaced, made first.
+    "gcp:vertex/aiEndpoint:AiEndpoint": (
+        "encryptionSpec",
+        "location",
+        "name",
+        "network",
+        "privateServiceConnectConfig",
+        "project",
+        "region",
+    ),
+    "gcp:bigquery/dataset:Dataset": ("datasetId", "location", "project"),
+    # IAM members: every input names the binding, so any change is a new one.
+    "gcp:storage/bucketIAMMember:BucketIAMMember": ("bucket", "condition", "member", "role"),
+    "gcp:projects/iAMMember:IAMMember": ("condition", "member", "project", "role"),
+    # The provider's own diff (infra/gcp/vertex_deployment.py REPLACING; a test
+    # keeps the two equal: the plan diff needs only the standard library).
+    "pulumi-python:dynamic/gcp:VertexModelDeployment": (
+        "acceleratorCount",
+        "acceleratorType",
+        "displayName",
+        "endpoint",
+        "machineType",
+        "model",
+        "serviceAccount",
+    ),
+    "azure-native:machinelearningservices:OnlineEndpoint": (
+        "endpointName",
+        "location",
+        "resourceGroupName",
+        "workspaceName",
+    ),
+    "azure-native:machinelearningservices:OnlineDeployment": (
+        "deploymentName",
+        "endpointName",
+        "location",
+        "properties.instanceType",
+        "resourceGroupName",
+        "workspaceName",
+    ),
+    # Asset versions are immutable: any change is a new version.
+    "azure-native:machinelearningservices:ModelVersion": _AZURE_ML_ASSET,
+    "azure-native:machinelearningservices:EnvironmentVersion": _AZURE_ML_ASSET,
+    "azure-native:machinelearningservices:DataVersion": _AZURE_ML_ASSET,
+    "azure-native:machinelearningservices:Datastore": (
+        "name",
+        "resourceGroupName",
+        "workspaceName",
+    ),
+    "pulumi-python:dynamic/azure:OnlineEndpointTraffic": ("endpointId",),
 }
 
 

@@ -20,6 +20,8 @@ from mlops_policies.rules import (
     gcp,
     protection,
     serving,
+    serving_azure,
+    serving_gcp,
     tags,
 )
 
@@ -32,6 +34,8 @@ MODULES: tuple[ModuleType, ...] = (
     gcp,
     azure,
     serving,
+    serving_gcp,
+    serving_azure,
     tags,
     protection,
 )
@@ -146,10 +150,11 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         "",
     ),
     "serving-accelerators": (
-        "Model endpoints use only the accelerator families the environment allows "
-        "(allowedAcceleratorFamilies in policies/config/<env>.json).",
+        "Model endpoints use only the accelerator classes the environment allows "
+        "(allowedAcceleratorClasses in policies/config/<env>.json), on every cloud.",
         "mandatory",
-        "Choose an allowed family, or change the environment's list on purpose.",
+        "Choose an instance type with an allowed accelerator, or change the environment's "
+        "list on purpose.",
     ),
     "stateful-protected": (
         "Resources that hold data or keys are protected from deletion.",

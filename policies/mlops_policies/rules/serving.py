@@ -2,9 +2,9 @@
 and capturing their traffic in prod, at least two replicas in prod, autoscaled,
 alarmed, and on accelerators the environment allows.
 
-SageMaker's checks live here; each cloud's endpoint resources add theirs under
-the same rule names. "In prod" means the resource's `environment` tag, which
-required-tags guarantees.
+SageMaker's checks live here; Vertex AI's (serving_gcp) and Azure ML's
+(serving_azure) add theirs under the same rule names. "In prod" means the
+resource's `environment` tag, which required-tags guarantees.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from mlops_policies.catalog import accelerator_kind, has_local_storage, instance_family
+from mlops_policies.catalog import ACCELERATOR_CLASSES, accelerator_class, has_local_storage
 from mlops_policies.model import Resource, by_type, section
 
 SM_MODEL = "aws:sagemaker/model:Model"
@@ -158,21 +158,23 @@ def alarms(resources: Sequence[Resource]) -> Findings:
 # serving-accelerators
 
 
-ALLOWED = "allowedAcceleratorFamilies"
+ALLOWED_CLASSES = "allowedAcceleratorClasses"
 
 
 def accelerators(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    """Accelerated instance families the environment allows (`allowedAcceleratorFamilies`
-    in its pack config); without that setting every family is allowed."""
-    allowed = config.get(ALLOWED)
+    """Accelerator classes the environment allows (`allowedAcceleratorClasses` in
+    its pack config: t4, l4, a100, h100, inferentia, tpu, ...: one name per
+    accelerator, whatever each cloud calls the instance type); without that
+    setting every class is allowed."""
+    allowed = config.get(ALLOWED_CLASSES)
     if resource.type != SM_CONFIG or allowed is None:
         return
     for variant in _variants(resource):
         instance_type = str(variant.get("instanceType", ""))
-        family = instance_family(instance_type)
-        if accelerator_kind(instance_type) and family not in allowed:
+        kind = accelerator_class("aws", instance_type)
+        if kind is not None and kind not in allowed:
             yield (
-                f"{instance_type} ({family}) is not an accelerator family this environment "
+                f"{instance_type} ({kind}) is not an accelerator class this environment "
                 f"allows ({', '.join(allowed) or 'none'})"
             )
 
@@ -190,10 +192,10 @@ STACK_CHECKS = {
 CONFIGURED_CHECKS = {"serving-accelerators": (accelerators,)}
 CONFIG_PROPERTIES = {
     "serving-accelerators": {
-        ALLOWED: {
+        ALLOWED_CLASSES: {
             "type": "array",
-            "items": {"type": "string"},
-            "description": "Accelerated instance families endpoints may use (g5, p4d, inf2, ...)",
+            "items": {"type": "string", "enum": sorted(ACCELERATOR_CLASSES)},
+            "description": "Accelerator classes endpoints may use (t4, l4, a100, h100, ...)",
         }
     }
 }
