@@ -9,7 +9,7 @@ STACK ?=
 BASE ?= origin/main
 PLAN_DIR := build/plan
 
-.PHONY: help install lint format test plan plan-diff preview up clean
+.PHONY: help install lint format test plan plan-diff preview up loadtest clean
 .DEFAULT_GOAL := help
 
 # One `--stack` per name in STACK (a name, a stack file name or its path).
@@ -56,6 +56,17 @@ preview: $(STAMP) ## pulumi preview with the policy pack, every stack or STACK (
 
 up: $(STAMP) ## pulumi up with the policy pack for STACK (needs the Pulumi CLI)
 	$(PY) -m tools.pulumi_cli up $(STACK_ARGS)
+
+# `make loadtest STACK=aws-dev ENDPOINT=churn PAYLOAD=sample.json [USERS=4]
+# [SPAWN_RATE=2] [DURATION=60] [URL=https://...] [CONTENT_TYPE=...]`: an
+# unset option is left to the tool's default.
+LOADTEST_ARGS = $(if $(ENDPOINT),--endpoint '$(ENDPOINT)') $(if $(PAYLOAD),--payload '$(PAYLOAD)') \
+	$(if $(USERS),--users '$(USERS)') $(if $(SPAWN_RATE),--spawn-rate '$(SPAWN_RATE)') \
+	$(if $(DURATION),--duration '$(DURATION)') $(if $(URL),--url '$(URL)') \
+	$(if $(CONTENT_TYPE),--content-type '$(CONTENT_TYPE)')
+
+loadtest: $(STAMP) ## Load-test STACK's ENDPOINT with PAYLOAD (USERS, SPAWN_RATE, DURATION, URL) into build/loadtest
+	$(PY) -m tools.loadtest $(STACK_ARGS) $(LOADTEST_ARGS)
 
 clean: ## Remove build/ (plans, plan diffs) and tool caches; keeps .venv
 	rm -rf build .pytest_cache .ruff_cache

@@ -6,7 +6,18 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ("install", "lint", "format", "test", "plan", "plan-diff", "preview", "up", "clean")
+TARGETS = (
+    "install",
+    "lint",
+    "format",
+    "test",
+    "plan",
+    "plan-diff",
+    "preview",
+    "up",
+    "loadtest",
+    "clean",
+)
 
 
 def _make(*args: str) -> subprocess.CompletedProcess[str]:
