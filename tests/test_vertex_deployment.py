@@ -4,11 +4,14 @@ sends, the traffic it moves, the operations it waits for, and where it stops."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -16,15 +19,21 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import rpc
 
 from infra.gcp.vertex_deployment import (
+    UPLOAD_LABEL,
     VertexDeploymentProvider,
     VertexModelDeploymentArgs,
     apportion,
+    deployed_model_id,
+    problems,
+    upload_key,
 )
 
 PARENT = "projects/mlops-prod/locations/europe-west4"
 ENDPOINT = f"{PARENT}/endpoints/4242"
+CHURN = f"{PARENT}/models/churn"
 SERVICE_ACCOUNT = "serving@mlops-prod.iam.gserviceaccount.com"
 KEY = f"{PARENT}/keyRings/mlops/cryptoKeys/cmk"
 IMAGE = "europe-west4-docker.pkg.dev/mlops-prod/serving/churn:1.4.0"
@@ -32,6 +41,7 @@ ERRORS = "aiplatform.googleapis.com/prediction/online/error_count"
 LATENCY = "aiplatform.googleapis.com/prediction/online/prediction_latencies"
 GPU_DUTY = "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle"
 CPU = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
+_FILTER_LABEL = re.compile(r'^labels\.(\w+)="([^"]*)"$')
 
 
 class Call(NamedTuple):
@@ -41,27 +51,43 @@ class Call(NamedTuple):
     body: dict[str, Any] | None
 
 
+def _error(code: int, status: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
 class FakeVertex:
-    """One endpoint, its deployed models and traffic, and long-running operations
-    that end after `polls` polls."""
+    """One endpoint, its deployed models and traffic, the registry's models and
+    their versions, and long-running operations that end after `polls` polls."""
 
     def __init__(self) -> None:
         self.deployed: list[str] = []
+        # Deployed model IDs whose deployment has started and not ended.
+        self.deploying: set[str] = set()
+        self.resources: dict[str, dict[str, Any]] = {}
         self.split: dict[str, int] = {}
+        # Registry models by ID, and their versions: {"versionId", "labels"}.
+        self.models: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[Call] = []
         # Polls an operation answers "not done" before it ends; None: it never ends.
         self.polls: int | None = 1
         # How the next operation ends, if it fails.
         self.operation_error: dict[str, Any] | None = None
+        # How a deploy operation ends once it has deployed, if it fails.
+        self.deploy_error: dict[str, Any] | None = None
+        # A second deployment of a deployed model ID: refused by its operation, not
+        # by the call.
+        self.conflict_in_operation = False
         # Statuses (with headers) the next requests get instead of an answer.
         self.refuse: list[tuple[int, dict[str, str]]] = []
         # Connections closed without an answer, before answering again.
         self.drop = 0
+        # Calls (by path suffix) carried out, their operation finished, and then
+        # answered with this status instead; 0 closes the connection unanswered.
+        self.lose: dict[str, int] = {}
         self.missing = False
         # The worst minute Cloud Monitoring reports, by metric type.
         self.metrics: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
-        self.next_id = 100
 
     def serve(self, models: dict[str, int]) -> None:
         self.deployed = list(models)
@@ -70,13 +96,22 @@ class FakeVertex:
     def calls(self, suffix: str, method: str = "POST") -> list[Call]:
         return [c for c in self.requests if c.method == method and c.path.endswith(suffix)]
 
-    def operation(self, done: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def operation(
+        self, done: Callable[[], dict[str, Any]], error: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         name = f"{PARENT}/operations/{len(self.operations) + 1}"
-        self.operations[name] = {"left": self.polls, "done": done}
+        self.operations[name] = {"left": self.polls, "done": done, "error": error}
         return {"name": name, "done": False}
+
+    def finish(self, name: str) -> None:
+        operation = self.operations[name]
+        operation["left"] = 0
+        operation["response"] = operation["done"]()
 
     def poll(self, name: str) -> dict[str, Any]:
         operation = self.operations[name]
+        if operation.get("cancelled"):
+            return {"name": name, "done": True, "error": {"code": 1, "message": "Cancelled."}}
         if operation["left"] is None or operation["left"] > 0:
             operation["left"] = None if operation["left"] is None else operation["left"] - 1
             return {"name": name, "done": False}
@@ -84,20 +119,33 @@ class FakeVertex:
             return {"name": name, "done": True, "error": self.operation_error}
         if "response" not in operation:
             operation["response"] = operation["done"]()
+        if operation["error"]:
+            return {"name": name, "done": True, "error": operation["error"]}
         return {"name": name, "done": True, "response": operation["response"]}
 
-    def deploy(self, body: dict[str, Any]) -> dict[str, Any]:
+    def deploy(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        model = body["deployedModel"]
+        deployed_id = model["id"]
+        if deployed_id in self.deployed or deployed_id in self.deploying:
+            message = f"Deployed model {deployed_id} already exists."
+            if self.conflict_in_operation:
+                return 200, self.operation(dict, {"code": 6, "message": message})
+            return 409, _error(409, "ALREADY_EXISTS", message)
+
+        self.deploying.add(deployed_id)
+
         def done() -> dict[str, Any]:
-            deployed_id, self.next_id = str(self.next_id), self.next_id + 1
+            self.deploying.discard(deployed_id)
             self.deployed.append(deployed_id)
+            self.resources[deployed_id] = model["dedicatedResources"]
             split = body.get("trafficSplit") or {}
             if split:
                 self.split = {(deployed_id if k == "0" else k): v for k, v in split.items()}
             return {"deployedModel": {"id": deployed_id}}
 
-        return self.operation(done)
+        return 200, self.operation(done, self.deploy_error)
 
-    def undeploy(self, body: dict[str, Any]) -> dict[str, Any]:
+    def undeploy(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         def done() -> dict[str, Any]:
             self.deployed.remove(body["deployedModelId"])
             if "trafficSplit" in body:
@@ -105,10 +153,53 @@ class FakeVertex:
             self.split.pop(body["deployedModelId"], None)
             return {}
 
-        return self.operation(done)
+        return 200, self.operation(done)
+
+    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path == ENDPOINT:
+            self.split = dict(body["trafficSplit"])
+            return self.endpoint()
+        return {"name": path, "labels": body["labels"]}  # a model version's labels
+
+    def upload(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        model_id = body.get("modelId")
+        if model_id in self.models:
+            return 409, _error(409, "ALREADY_EXISTS", f"Model {model_id} already exists.")
+        if parent := body.get("parentModel"):
+            model_id = parent.rsplit("/", 1)[1]
+            if model_id not in self.models:
+                return 404, _error(404, "NOT_FOUND", f"Model {parent} not found.")
+        labels = body["model"].get("labels", {})
+
+        def done() -> dict[str, Any]:
+            if not model_id:  # Vertex names it.
+                return {"model": f"{PARENT}/models/77", "modelVersionId": "3"}
+            versions = self.models.setdefault(model_id, [])
+            versions.append({"versionId": str(len(versions) + 1), "labels": labels})
+            return {"model": f"{PARENT}/models/{model_id}", "modelVersionId": str(len(versions))}
+
+        return 200, self.operation(done)
+
+    def registry(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """A model (its latest version), or its versions carrying a label."""
+        model_id, _, verb = path.removeprefix(f"{PARENT}/models/").partition(":")
+        if model_id not in self.models:
+            return 404, _error(404, "NOT_FOUND", f"Model {model_id} not found.")
+        if verb != "listVersions":
+            return 200, {"name": path, "versionId": self.models[model_id][-1]["versionId"]}
+        key, value = _FILTER_LABEL.match(query["filter"]).groups()
+        found = [
+            {"name": f"{PARENT}/models/{model_id}", **version}
+            for version in self.models[model_id]
+            if version["labels"].get(key) == value
+        ]
+        return 200, {"models": found} if found else {}
 
     def endpoint(self) -> dict[str, Any]:
-        models = [{"id": deployed_id} for deployed_id in self.deployed]
+        models = [
+            {"id": deployed_id, "dedicatedResources": self.resources.get(deployed_id, {})}
+            for deployed_id in self.deployed
+        ]
         return {"name": ENDPOINT, "deployedModels": models, "trafficSplit": self.split}
 
     def series(self, query: dict[str, str]) -> dict[str, Any]:
@@ -126,30 +217,42 @@ def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
             return 200, fake.poll(path)
         if path.endswith("/timeSeries"):
             return 200, fake.series(query)
+        if path.startswith(f"{PARENT}/models/"):
+            return fake.registry(path, query)
         if fake.missing:
-            error = {"code": 404, "message": "Endpoint not found.", "status": "NOT_FOUND"}
-            return 404, {"error": error}
+            return 404, _error(404, "NOT_FOUND", "Endpoint not found.")
         return 200, fake.endpoint()
 
-    def write(fake: FakeVertex, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if method == "PATCH" and path == ENDPOINT:
-            fake.split = dict(body["trafficSplit"])
-            return fake.endpoint()
+    def write(
+        fake: FakeVertex, method: str, path: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
         if method == "PATCH":
-            return {"name": path, "labels": body["labels"]}
-        if path.endswith("/models:upload"):
-            return fake.operation(lambda: {"model": f"{PARENT}/models/77", "modelVersionId": "3"})
-        if path.endswith(":deployModel"):
-            return fake.deploy(body)
-        if path.endswith(":undeployModel"):
-            return fake.undeploy(body)
-        return fake.operation(dict)  # mutateDeployedModel
+            return 200, fake.patch(path, body)
+        if path.endswith(":cancel"):
+            fake.operations[path.removesuffix(":cancel")]["cancelled"] = True
+            return 200, {}
+        actions = {
+            "/models:upload": fake.upload,
+            ":deployModel": fake.deploy,
+            ":undeployModel": fake.undeploy,
+        }
+        act = next((act for suffix, act in actions.items() if path.endswith(suffix)), None)
+        return act(body) if act else (200, fake.operation(dict))  # mutateDeployedModel
 
     def answer(fake: FakeVertex, call: Call) -> tuple[int, dict[str, Any]]:
         path = call.path.removeprefix("/v1/").removeprefix("/v3/")
         if call.method == "GET":
             return read(fake, path, call.query)
-        return 200, write(fake, call.method, path, call.body or {})
+        return write(fake, call.method, path, call.body or {})
+
+    def lost(fake: FakeVertex, call: Call, reply: dict[str, Any]) -> int | None:
+        """The status a carried-out call is answered with instead, if it is lost."""
+        suffix = next((s for s in fake.lose if call.path.endswith(s)), None)
+        if suffix is None:
+            return None
+        if reply.get("name") in fake.operations:
+            fake.finish(reply["name"])
+        return fake.lose.pop(suffix)
 
     class Handler(BaseHTTPRequestHandler):
         # Headers and body leave in two writes; without this the body waits for
@@ -185,11 +288,16 @@ def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
                 return
             if fake.refuse:
                 code, headers = fake.refuse.pop(0)
-                error = {"code": code, "message": f"refused with {code}", "status": "REFUSED"}
-                self._reply(code, {"error": error}, headers)
+                self._reply(code, _error(code, "REFUSED", f"refused with {code}"), headers)
                 return
             code, reply = answer(fake, call)
-            self._reply(code, reply, {})
+            status = lost(fake, call, reply)
+            if status == 0:
+                self.close_connection = True
+                return
+            if status:
+                reply = _error(status, "UNAVAILABLE", "The service is unavailable.")
+            self._reply(status or code, reply, {})
 
         def do_GET(self) -> None:
             self._serve()
@@ -229,10 +337,10 @@ def vertex(server) -> tuple[FakeVertex, VertexDeploymentProvider]:
         timeout_seconds = 2.0
         retry_seconds = 1.0
         request_seconds = 2.0
-        poll_seconds = 0.003
-        min_retry_seconds = 0.003
-        minute_seconds = 0.02
-        bake_poll_seconds = 0.005
+        poll_seconds = 0.001
+        min_retry_seconds = 0.001
+        minute_seconds = 0.005
+        bake_poll_seconds = 0.002
 
         def credentials(self) -> AnonymousCredentials:
             return AnonymousCredentials()
@@ -241,8 +349,9 @@ def vertex(server) -> tuple[FakeVertex, VertexDeploymentProvider]:
 
 
 def _props(**changes: Any) -> dict[str, Any]:
-    """The provider's inputs for a GPU deployment of an uploaded model, with
-    `changes` to VertexModelDeploymentArgs' fields."""
+    """The provider's inputs for a GPU deployment of an uploaded model, as the
+    endpoint component gives them, with `changes` to VertexModelDeploymentArgs'
+    fields."""
     fields: dict[str, Any] = {
         "endpoint": ENDPOINT,
         "display_name": "churn-1-4-0",
@@ -254,7 +363,7 @@ def _props(**changes: Any) -> dict[str, Any]:
                 "predictRoute": "/invocations",
                 "healthRoute": "/ping",
                 "port": 8080,
-                "labels": {"model": "churn"},
+                "modelId": "churn",
             }
         },
         "machine_type": "g2-standard-8",
@@ -269,6 +378,27 @@ def _props(**changes: Any) -> dict[str, Any]:
     return VertexModelDeploymentArgs(**{**fields, **changes}).props()
 
 
+def _upload(**changes: Any) -> dict[str, Any]:
+    """`_props()`'s model, its upload changed."""
+    return {"upload": {**_props()["model"]["upload"], **changes}}
+
+
+def _engine(props: dict[str, Any]) -> dict[str, Any]:
+    """`props` as a dynamic provider receives them: through the engine's
+    serialisation, which turns every number into a float."""
+    # A loop of its own, left in place: asyncio.run would leave none behind, and
+    # the Pulumi SDK (the plans other tests of this process make) needs one.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    struct = loop.run_until_complete(rpc.serialize_properties(props, {}))
+    return rpc.deserialize_properties(struct)
+
+
+def _recorded(props: dict[str, Any], version: str = "1") -> dict[str, Any]:
+    return {**props, "deployed_model_id": DID, "model_name": f"{CHURN}@{version}"}
+
+
+DID = deployed_model_id(_props())
 CANARY = {"strategy": "canary", "canaryPercent": 10, "waitMinutes": 2}
 ALARMS = {"errorsPerMinute": 5, "latencyP99Ms": 800}
 
@@ -280,6 +410,8 @@ def test_create_uploads_the_model_and_deploys_it_onto_an_empty_endpoint(vertex) 
     (upload,) = fake.calls("/models:upload")
     assert upload.path == f"/v1/{PARENT}/models:upload"
     assert upload.body == {
+        # No model named churn yet: the upload is its first version.
+        "modelId": "churn",
         "model": {
             "displayName": "churn-1-4-0",
             "containerSpec": {
@@ -290,14 +422,15 @@ def test_create_uploads_the_model_and_deploys_it_onto_an_empty_endpoint(vertex) 
             },
             "artifactUri": "gs://mlops-prod-models/churn/1.4.0",
             "encryptionSpec": {"kmsKeyName": KEY},
-            "labels": {"stack": "prod", "model": "churn"},
-        }
+            "labels": {"stack": "prod", UPLOAD_LABEL: upload_key(_props())},
+        },
     }
     (deploy,) = fake.calls(":deployModel")
     assert deploy.path == f"/v1/{ENDPOINT}:deployModel"
     assert deploy.body == {
         "deployedModel": {
-            "model": f"{PARENT}/models/77@3",
+            "id": DID,
+            "model": f"{CHURN}@1",
             "displayName": "churn-1-4-0",
             "serviceAccount": SERVICE_ACCOUNT,
             "dedicatedResources": {
@@ -314,13 +447,76 @@ def test_create_uploads_the_model_and_deploys_it_onto_an_empty_endpoint(vertex) 
         },
         "trafficSplit": {"0": 100},
     }
-    assert result.outs["deployed_model_id"] == "100"
-    assert result.outs["model_name"] == f"{PARENT}/models/77@3"
-    assert result.id == f"{ENDPOINT}/deployedModels/100"
-    assert fake.split == {"100": 100}
+    assert re.fullmatch(r"[1-9][0-9]{9}", DID)
+    assert result.outs["deployed_model_id"] == DID
+    assert result.outs["model_name"] == f"{CHURN}@1"
+    assert result.id == f"{ENDPOINT}/deployedModels/{DID}"
+    assert fake.split == {DID: 100}
     # Nothing served before, so nothing to bake against: no traffic moves, no metrics.
     assert fake.calls(ENDPOINT, "PATCH") == []
     assert fake.calls("/timeSeries", "GET") == []
+
+
+def test_a_deployed_model_id_is_derived_from_what_replaces_it() -> None:
+    assert deployed_model_id(_props()) == DID
+    relabelled = _props(labels={"team": "risk"}, model=_upload(labels={"team": "risk"}))
+    rescaled = _props(min_replicas=2, max_replicas=8, rollout=CANARY, alarms=ALARMS)
+    assert {deployed_model_id(relabelled), deployed_model_id(rescaled)} == {DID}
+    others = [
+        _props(model=_upload(imageUri=f"{IMAGE}-rc1")),
+        _props(machine_type="g2-standard-12"),
+        _props(service_account="other@mlops-prod.iam.gserviceaccount.com"),
+        _props(display_name="churn-1-5-0"),
+        _props(endpoint=f"{PARENT}/endpoints/4243"),
+    ]
+    assert len({deployed_model_id(props) for props in others} | {DID}) == 6
+
+
+def test_uploads_are_versions_of_the_model_named_by_its_model_id(vertex) -> None:
+    fake, provider = vertex
+    first = provider.create(_props())
+    newer = _props(model=_upload(imageUri=f"{IMAGE}-rc1"), display_name="churn-1-5-0")
+    second = provider.create(newer)
+
+    uploads = fake.calls("/models:upload")
+    assert [(c.body.get("modelId"), c.body.get("parentModel")) for c in uploads] == [
+        ("churn", None),
+        (None, CHURN),
+    ]
+    assert (first.outs["model_name"], second.outs["model_name"]) == (f"{CHURN}@1", f"{CHURN}@2")
+    assert fake.calls(":deployModel")[1].body["deployedModel"]["model"] == f"{CHURN}@2"
+
+
+@pytest.mark.parametrize("how", ["answer lost", "earlier run"])
+def test_an_upload_already_made_is_found_not_made_again(vertex, how: str) -> None:
+    fake, provider = vertex
+    if how == "answer lost":
+        fake.lose = {"/models:upload": 0}
+    else:
+        labels = {UPLOAD_LABEL: upload_key(_props())}
+        fake.models = {
+            "churn": [{"versionId": "1", "labels": {}}, {"versionId": "2", "labels": labels}]
+        }
+    result = provider.create(_props())
+    assert len(fake.calls("/models:upload")) == (1 if how == "answer lost" else 0)
+    expected = "1" if how == "answer lost" else "2"
+    assert result.outs["model_name"] == f"{CHURN}@{expected}"
+    assert len(fake.models["churn"]) == int(expected)
+
+
+def test_an_upload_without_a_model_id_is_not_sent_twice(vertex) -> None:
+    fake, provider = vertex
+    upload = {key: value for key, value in _props()["model"]["upload"].items() if key != "modelId"}
+    fake.lose = {"/models:upload": 503}
+    with pytest.raises(RuntimeError, match=r"models:upload: HTTP 503"):
+        provider.create(_props(model={"upload": upload}))
+    assert len(fake.calls("/models:upload")) == 1
+    assert fake.calls(":deployModel") == []
+    # Throttling is refused before anything is done: that is retried.
+    fake.lose, fake.refuse = {}, [(429, {"Retry-After": "0"})]
+    result = provider.create(_props(model={"upload": upload}))
+    assert len(fake.calls("/models:upload")) == 3
+    assert result.outs["model_name"] == f"{PARENT}/models/77@3"
 
 
 def test_a_registry_model_given_by_name_is_deployed_without_an_upload(vertex) -> None:
@@ -335,28 +531,78 @@ def test_a_registry_model_given_by_name_is_deployed_without_an_upload(vertex) ->
     assert result.outs["model_name"] == name
 
 
+def test_numbers_the_engine_hands_over_as_floats_count_as_whole_numbers(vertex) -> None:
+    fake, provider = vertex
+    fake.serve({"7": 100})
+    props = _engine(_props(rollout=CANARY, alarms={**ALARMS, "evaluationMinutes": 5}))
+    assert isinstance(props["rollout"]["canaryPercent"], float)
+    assert isinstance(props["acceleratorCount"], float)
+    assert provider.check({}, props).failures == []
+    result = provider.create(props)
+
+    (deploy,) = fake.calls(":deployModel")
+    assert deploy.body["trafficSplit"] == {"0": 10, "7": 90}
+    resources = deploy.body["deployedModel"]["dedicatedResources"]
+    counts = [
+        resources["minReplicaCount"],
+        resources["maxReplicaCount"],
+        resources["machineSpec"]["acceleratorCount"],
+        resources["autoscalingMetricSpecs"][0]["target"],
+        fake.calls("/models:upload")[0].body["model"]["containerSpec"]["ports"][0]["containerPort"],
+    ]
+    assert counts == [1, 4, 1, 70, 8080]
+    assert all(type(count) is int for count in counts)
+    assert result.outs["deployed_model_id"] == DID
+    # The checks the floats used to slip past refuse what they should.
+    inverted = provider.check({}, _engine(_props(min_replicas=5, max_replicas=2))).failures
+    assert [f.property for f in inverted] == ["minReplicas"]
+    no_gpu = provider.check({}, _engine(_props(accelerator_count=2, accelerator_type=None)))
+    assert [f.property for f in no_gpu.failures] == ["acceleratorCount", "autoscaling.metric"]
+
+
 def test_a_canary_bakes_on_its_share_of_traffic_then_takes_it_all(vertex) -> None:
     fake, provider = vertex
     fake.serve({"7": 100})
     fake.metrics = {ERRORS: {"int64Value": "2"}, LATENCY: {"doubleValue": 310.5}}
-    result = provider.create(_props(rollout=CANARY, alarms=ALARMS))
+    # Long enough a bake for several reads however busy the machine.
+    result = provider.create(_props(rollout={**CANARY, "waitMinutes": 8}, alarms=ALARMS))
 
     (deploy,) = fake.calls(":deployModel")
     assert deploy.body["trafficSplit"] == {"0": 10, "7": 90}
-    assert [c.body for c in fake.calls(ENDPOINT, "PATCH")] == [{"trafficSplit": {"100": 100}}]
+    assert [c.body for c in fake.calls(ENDPOINT, "PATCH")] == [{"trafficSplit": {DID: 100}}]
     assert fake.calls(ENDPOINT, "PATCH")[0].query == {"updateMask": "trafficSplit"}
-    assert fake.split == {"100": 100}
-    assert result.outs["deployed_model_id"] == "100"
+    assert fake.split == {DID: 100}
+    assert result.outs["deployed_model_id"] == DID
     # The bake read both alarms, for the new deployed model alone, more than once.
     reads = fake.calls("/projects/mlops-prod/timeSeries", "GET")
     assert {c.query["filter"].split('"')[1] for c in reads} == {ERRORS, LATENCY}
     assert len(reads) >= 4
     for read in reads:
         assert 'resource.labels.endpoint_id="4242"' in read.query["filter"]
-        assert 'metric.labels.deployed_model_id="100"' in read.query["filter"]
+        assert f'metric.labels.deployed_model_id="{DID}"' in read.query["filter"]
     latency = next(c for c in reads if LATENCY in c.query["filter"])
     assert 'metric.labels.latency_type="total"' in latency.query["filter"]
     assert latency.query["aggregation.crossSeriesReducer"] == "REDUCE_PERCENTILE_99"
+
+
+@pytest.mark.parametrize(("minutes", "seconds"), [(None, 180), (5, 300)])
+def test_the_bake_reads_the_alert_policies_window(
+    vertex, minutes: int | None, seconds: int
+) -> None:
+    fake, provider = vertex
+    fake.serve({"7": 100})
+    alarms = ALARMS if minutes is None else {**ALARMS, "evaluationMinutes": minutes}
+    provider.create(_props(rollout={**CANARY, "waitMinutes": 0}, alarms=alarms))
+    reads = fake.calls("/projects/mlops-prod/timeSeries", "GET")
+    assert reads
+    for read in reads:
+        start, end = (
+            datetime.fromisoformat(read.query[f"interval.{edge}Time"]) for edge in ("start", "end")
+        )
+        assert ((end - start).total_seconds(), read.query["aggregation.alignmentPeriod"]) == (
+            seconds,
+            "60s",
+        )
 
 
 def test_a_linear_rollout_moves_traffic_in_steps_keeping_the_old_proportions(vertex) -> None:
@@ -367,15 +613,15 @@ def test_a_linear_rollout_moves_traffic_in_steps_keeping_the_old_proportions(ver
     (deploy,) = fake.calls(":deployModel")
     assert deploy.body["trafficSplit"] == {"0": 40, "7": 36, "8": 24}
     assert [c.body["trafficSplit"] for c in fake.calls(ENDPOINT, "PATCH")] == [
-        {"100": 80, "7": 12, "8": 8},
-        {"100": 100},
+        {DID: 80, "7": 12, "8": 8},
+        {DID: 100},
     ]
 
 
 @pytest.mark.parametrize(
     ("metric", "value", "message"),
     [
-        (ERRORS, {"int64Value": "12"}, r"error_count for deployed model 100 was 12 .*of 5"),
+        (ERRORS, {"int64Value": "12"}, rf"error_count for deployed model {DID} was 12 .*of 5"),
         (LATENCY, {"doubleValue": 950.0}, r"prediction_latencies .* was 950 ms at p99.* of 800"),
     ],
     ids=["errors", "latency"],
@@ -392,7 +638,7 @@ def test_a_canary_that_breaches_an_alarm_is_rolled_back(
     # Traffic back first, then the canary undeployed; it never took everything.
     assert [c.body for c in fake.calls(ENDPOINT, "PATCH")] == [{"trafficSplit": {"7": 100}}]
     (undeploy,) = fake.calls(":undeployModel")
-    assert undeploy.body == {"deployedModelId": "100"}
+    assert undeploy.body == {"deployedModelId": DID}
     assert fake.requests.index(undeploy) > fake.requests.index(fake.calls(ENDPOINT, "PATCH")[0])
     assert (fake.deployed, fake.split) == (["7"], {"7": 100})
 
@@ -408,6 +654,60 @@ def test_metrics_that_cannot_be_read_roll_the_canary_back_too(vertex) -> None:
     with pytest.raises(RuntimeError, match=r"PERMISSION_DENIED.*rolled back"):
         provider.create(_props(rollout=CANARY, alarms=ALARMS))
     assert (fake.deployed, fake.split) == (["7"], {"7": 100})
+
+
+@pytest.mark.parametrize("fault", ["fails after deploying", "times out"])
+def test_a_deployment_that_fails_or_outlasts_its_timeout_is_rolled_back(vertex, fault: str) -> None:
+    fake, provider = vertex
+    fake.serve({"7": 100})
+    props = _props(model={"name": f"{PARENT}/models/12@7"}, labels={}, rollout=CANARY)
+    deployed_id = deployed_model_id(props)
+    if fault == "times out":
+        fake.polls, provider.timeout_seconds = None, 0.02
+        message = r"deploying .* still running after 0\.02 s.*not on the endpoint"
+    else:
+        fake.deploy_error = {"code": 13, "message": "Replicas never became healthy."}
+        message = rf"failed \(code 13\): Replicas never.*deployed model {deployed_id} undeployed"
+    with pytest.raises(RuntimeError, match=message):
+        provider.create(props)
+    assert (fake.deployed, fake.split) == (["7"], {"7": 100})
+    assert [c.body for c in fake.calls(ENDPOINT, "PATCH")] == [{"trafficSplit": {"7": 100}}]
+    if fault == "times out":
+        # Left running, it would deploy after the rollback with nothing to track it.
+        (cancel,) = fake.calls(":cancel")
+        assert cancel.path == f"/v1/{PARENT}/operations/1:cancel"
+        assert fake.calls(":undeployModel") == []
+    else:
+        (undeploy,) = fake.calls(":undeployModel")
+        assert undeploy.body == {"deployedModelId": deployed_id}
+
+
+@pytest.mark.parametrize("lost", ["connection dropped", "server error", "refused by the operation"])
+def test_a_retried_deploy_that_got_through_the_first_time_is_not_deployed_twice(
+    vertex, lost: str
+) -> None:
+    fake, provider = vertex
+    fake.serve({"7": 100})
+    fake.lose = {":deployModel": 0 if lost == "connection dropped" else 503}
+    fake.conflict_in_operation = lost == "refused by the operation"
+    result = provider.create(_props())
+    deploys = fake.calls(":deployModel")
+    assert len(deploys) == 2
+    assert {c.body["deployedModel"]["id"] for c in deploys} == {DID}
+    assert (fake.deployed, fake.split) == (["7", DID], {DID: 100})
+    assert result.outs["deployed_model_id"] == DID
+    assert fake.calls(":undeployModel") == []
+
+
+def test_a_deployment_left_by_an_interrupted_run_is_adopted_and_rolled_out(vertex) -> None:
+    fake, provider = vertex
+    # A run that deployed the canary and then lost its process: Pulumi has no record.
+    fake.serve({"7": 90, DID: 10})
+    result = provider.create(_props(rollout=CANARY))
+    assert fake.calls(":deployModel") == []
+    assert [c.body for c in fake.calls(ENDPOINT, "PATCH")] == [{"trafficSplit": {DID: 100}}]
+    assert result.outs["deployed_model_id"] == DID
+    assert result.id == f"{ENDPOINT}/deployedModels/{DID}"
 
 
 def test_an_operation_that_fails_fails_with_the_apis_message(vertex) -> None:
@@ -436,15 +736,16 @@ def test_transient_faults_are_retried(vertex, fault: dict[str, Any]) -> None:
     fake.drop = fault.get("drop", 0)
     retried = 1 + len(fake.refuse) + fake.drop
     result = provider.create(_props())
-    assert result.outs["deployed_model_id"] == "100"
-    assert [c.path for c in fake.requests[:retried]] == [f"/v1/{PARENT}/models:upload"] * retried
-    assert len(fake.calls("/models:upload")) == retried
+    assert result.outs["deployed_model_id"] == DID
+    assert [c.path for c in fake.requests[:retried]] == [f"/v1/{CHURN}:listVersions"] * retried
+    assert len(fake.calls(":listVersions", "GET")) == retried
+    assert len(fake.calls("/models:upload")) == 1
 
 
 def test_a_bad_request_fails_at_once_with_the_apis_message(vertex) -> None:
     fake, provider = vertex
     fake.refuse = [(400, {}), (400, {})]
-    with pytest.raises(RuntimeError, match=r"models:upload: HTTP 400 REFUSED: refused with 400"):
+    with pytest.raises(RuntimeError, match=r"listVersions: HTTP 400 REFUSED: refused with 400"):
         provider.create(_props())
     assert len(fake.requests) == 1
 
@@ -465,9 +766,9 @@ def test_throttling_that_outlasts_the_deadline_names_the_status(vertex) -> None:
 def test_an_operation_that_never_ends_times_out(vertex) -> None:
     fake, provider = vertex
     fake.polls = None
-    provider.timeout_seconds = 0.05
+    provider.timeout_seconds = 0.02
     started = time.monotonic()
-    with pytest.raises(RuntimeError, match=r"model upload still running after 0\.05 s"):
+    with pytest.raises(RuntimeError, match=r"model upload still running after 0\.02 s"):
         provider.create(_props())
     assert time.monotonic() - started < 0.5
     assert len(fake.calls("/operations/1", "GET")) >= 3
@@ -479,28 +780,56 @@ def test_only_a_new_deployment_replaces(vertex) -> None:
     other_model = provider.diff("id", old, _props(model={"name": f"{PARENT}/models/12@8"}))
     assert (other_model.changes, other_model.replaces) == (True, ["model"])
     assert other_model.delete_before_replace is False
+    other_image = provider.diff("id", old, _props(model=_upload(imageUri=f"{IMAGE}-rc1")))
+    assert other_image.replaces == ["model"]
     other_machine = provider.diff("id", old, _props(machine_type="g2-standard-12"))
     assert other_machine.replaces == ["machineType"]
     rescaled = provider.diff("id", old, _props(min_replicas=2, max_replicas=6))
     assert (rescaled.changes, rescaled.replaces) == (True, [])
     rerolled = provider.diff("id", old, _props(rollout=CANARY, alarms=ALARMS))
     assert (rerolled.changes, rerolled.replaces) == (True, [])
-    recorded = {**old, "deployed_model_id": "100", "model_name": f"{PARENT}/models/77@3"}
-    assert provider.diff("id", recorded, _props()).changes is False
+    assert provider.diff("id", _recorded(old), _props()).changes is False
+    # What the engine hands over (floats) is no change from what was recorded.
+    assert provider.diff("id", _engine(_recorded(old)), _engine(_props())).changes is False
+
+
+@pytest.mark.parametrize("where", ["labels", "model.upload.labels"])
+def test_a_label_change_is_made_in_place_never_a_replace(vertex, where: str) -> None:
+    fake, provider = vertex
+    if where == "labels":
+        olds, news = _props(), _props(labels={"stack": "prod", "team": "risk"})
+    else:
+        olds = _props(model=_upload(labels={"model": "churn"}))
+        news = _props(model=_upload(labels={"model": "churn", "team": "risk"}))
+    diff = provider.diff("id", _recorded(olds), news)
+    assert (diff.changes, diff.replaces) == (True, [])
+
+    result = provider.update("id", _recorded(olds), news)
+    (relabel,) = fake.requests
+    assert (relabel.method, relabel.path, relabel.query) == (
+        "PATCH",
+        f"/v1/{CHURN}@1",
+        {"updateMask": "labels"},
+    )
+    labels = {"stack": "prod", "team": "risk"} if where == "labels" else {}
+    model = {"model": "churn", "team": "risk"} if where != "labels" else {}
+    assert relabel.body == {
+        "labels": {"stack": "prod", **labels, **model, UPLOAD_LABEL: upload_key(olds)}
+    }
+    assert (result.outs["deployed_model_id"], result.outs["model_name"]) == (DID, f"{CHURN}@1")
 
 
 def test_update_rescales_the_deployed_model_in_place(vertex) -> None:
     fake, provider = vertex
-    olds = {**_props(), "deployed_model_id": "100", "model_name": f"{PARENT}/models/77@3"}
     news = _props(
         min_replicas=2, max_replicas=6, autoscaling={"metric": "cpuUtilization", "target": 55}
     )
-    result = provider.update("id", olds, news)
+    result = provider.update("id", _recorded(_props()), news)
     (mutate,) = fake.calls(":mutateDeployedModel")
     assert mutate.path == f"/v1/{ENDPOINT}:mutateDeployedModel"
     assert mutate.body == {
         "deployedModel": {
-            "id": "100",
+            "id": DID,
             "dedicatedResources": {
                 "minReplicaCount": 2,
                 "maxReplicaCount": 6,
@@ -511,30 +840,45 @@ def test_update_rescales_the_deployed_model_in_place(vertex) -> None:
         "dedicatedResources.autoscalingMetricSpecs",
     }
     assert fake.calls("/operations/1", "GET")  # waited for
-    assert (result.outs["deployed_model_id"], result.outs["minReplicas"]) == ("100", 2)
+    assert (result.outs["deployed_model_id"], result.outs["minReplicas"]) == (DID, 2)
 
 
-def test_update_relabels_the_uploaded_model_and_a_rollout_change_calls_nothing(vertex) -> None:
+def test_a_rollout_or_alarm_change_calls_nothing(vertex) -> None:
     fake, provider = vertex
-    olds = {**_props(), "deployed_model_id": "100", "model_name": f"{PARENT}/models/77@3"}
-    provider.update("id", olds, _props(rollout=CANARY, alarms=ALARMS))
+    provider.update("id", _recorded(_props()), _props(rollout=CANARY, alarms=ALARMS))
     assert fake.requests == []
-    provider.update("id", olds, _props(labels={"stack": "prod", "team": "risk"}))
-    (relabel,) = fake.requests
-    assert (relabel.method, relabel.path, relabel.query) == (
-        "PATCH",
-        f"/v1/{PARENT}/models/77@3",
-        {"updateMask": "labels"},
-    )
-    assert relabel.body == {"labels": {"stack": "prod", "team": "risk", "model": "churn"}}
+
+
+def test_refresh_reads_the_replica_counts_and_drops_a_deployed_model_that_is_gone(
+    vertex,
+) -> None:
+    fake, provider = vertex
+    fake.serve({"7": 0, DID: 100})
+    fake.resources[DID] = {"minReplicaCount": 2, "maxReplicaCount": 5}
+    recorded = _engine(_recorded(_props()))
+    found = provider.read(f"{ENDPOINT}/deployedModels/{DID}", recorded)
+    assert found.id == f"{ENDPOINT}/deployedModels/{DID}"
+    assert {
+        key: found.outs[key] for key in ("minReplicas", "maxReplicas", "deployed_model_id")
+    } == {
+        "minReplicas": 2,
+        "maxReplicas": 5,
+        "deployed_model_id": DID,
+    }
+    assert found.outs["model_name"] == f"{CHURN}@1"
+    fake.serve({"7": 100})
+    gone = provider.read(f"{ENDPOINT}/deployedModels/{DID}", recorded)
+    assert (gone.id, gone.outs) == (None, {})
+    fake.missing = True
+    assert provider.read(f"{ENDPOINT}/deployedModels/{DID}", recorded).id is None
 
 
 def test_delete_undeploys_and_hands_its_traffic_to_the_models_that_stay(vertex) -> None:
     fake, provider = vertex
-    fake.serve({"7": 0, "8": 0, "100": 100})
-    provider.delete("id", {**_props(), "deployed_model_id": "100"})
+    fake.serve({"7": 0, "8": 0, DID: 100})
+    provider.delete("id", _recorded(_props()))
     (undeploy,) = fake.calls(":undeployModel")
-    assert undeploy.body == {"deployedModelId": "100", "trafficSplit": {"7": 50, "8": 50}}
+    assert undeploy.body == {"deployedModelId": DID, "trafficSplit": {"7": 50, "8": 50}}
     assert (fake.deployed, fake.split) == (["7", "8"], {"7": 50, "8": 50})
     # The uploaded model stays in the registry.
     assert [c for c in fake.requests if c.method == "DELETE"] == []
@@ -542,10 +886,10 @@ def test_delete_undeploys_and_hands_its_traffic_to_the_models_that_stay(vertex) 
 
 def test_delete_of_the_last_model_undeploys_without_a_split(vertex) -> None:
     fake, provider = vertex
-    fake.serve({"100": 100})
-    provider.delete("id", {**_props(), "deployed_model_id": "100"})
+    fake.serve({DID: 100})
+    provider.delete("id", _recorded(_props()))
     (undeploy,) = fake.calls(":undeployModel")
-    assert undeploy.body == {"deployedModelId": "100"}
+    assert undeploy.body == {"deployedModelId": DID}
     assert (fake.deployed, fake.split) == ([], {})
 
 
@@ -555,14 +899,14 @@ def test_delete_of_the_last_model_undeploys_without_a_split(vertex) -> None:
 )
 def test_deleting_what_is_already_gone_succeeds(vertex, gone: str) -> None:
     fake, provider = vertex
-    fake.serve({"7": 100, "100": 0})
+    fake.serve({"7": 100, DID: 0})
     if gone == "endpoint":
         fake.missing = True
     elif gone == "deployed model":
         fake.serve({"7": 100})
     else:
-        fake.operation_error = {"code": 5, "message": "Deployed model 100 not found."}
-    provider.delete("id", {**_props(), "deployed_model_id": "100"})
+        fake.operation_error = {"code": 5, "message": f"Deployed model {DID} not found."}
+    provider.delete("id", _recorded(_props()))
     expected = 1 if gone == "undeploy operation" else 0
     assert len(fake.calls(":undeployModel")) == expected
 
@@ -597,9 +941,22 @@ def test_traffic_is_shared_in_whole_percents_that_add_up(
             "1 to 100",
         ),
         ({"min_replicas": 5, "max_replicas": 2}, "minReplicas", "1 <= minReplicas"),
+        ({"min_replicas": 1.5}, "minReplicas", "whole number"),
         ({"rollout": {"strategy": "canary", "waitMinutes": 5}}, "rollout.canaryPercent", "1 to 99"),
+        (
+            {"rollout": {"strategy": "canary", "canaryPercent": 10.5}},
+            "rollout.canaryPercent",
+            "whole percent",
+        ),
         ({"rollout": {"strategy": "blueGreen"}}, "rollout.strategy", "none of"),
+        ({"alarms": {"evaluationMinutes": 0}}, "alarms.evaluationMinutes", "1 to 60"),
         ({"model": {"name": f"{PARENT}/models/12@1"}}, "labels", "where it is uploaded"),
+        ({"model": _upload(modelId="1churn")}, "model.upload.modelId", "starting with a letter"),
+        (
+            {"model": {"upload": {"imageUri": IMAGE, "model_id": "churn"}}},
+            "model.upload",
+            "none of",
+        ),
         ({"endpoint": "4242"}, "endpoint", "projects/P/locations/R/endpoints/ID"),
     ],
     ids=[
@@ -607,9 +964,14 @@ def test_traffic_is_shared_in_whole_percents_that_add_up(
         "gpu metric without gpu",
         "percent over 100",
         "min over max",
+        "fractional replicas",
         "canary without percent",
+        "fractional canary percent",
         "unknown strategy",
+        "no evaluation window",
         "labels on a named model",
+        "model id starting with a digit",
+        "upload key not in the provider's casing",
         "bare endpoint id",
     ],
 )
@@ -623,6 +985,17 @@ def test_bad_inputs_are_refused_naming_the_input(
     with pytest.raises(ValueError, match=path):
         provider.create(props)
     assert fake.requests == []
+
+
+def test_unknown_values_in_a_preview_are_not_refused() -> None:
+    props = _props(
+        endpoint=rpc.UNKNOWN,
+        model=_upload(imageUri=rpc.UNKNOWN, modelId=rpc.UNKNOWN),
+        min_replicas=rpc.UNKNOWN,
+        rollout={"strategy": "canary", "canaryPercent": rpc.UNKNOWN},
+        alarms={"evaluationMinutes": rpc.UNKNOWN},
+    )
+    assert problems(props) == []
 
 
 def test_requests_per_replica_scale_on_the_request_count_metric() -> None:
