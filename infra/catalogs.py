@@ -356,3 +356,37 @@ AZURE_ONLINE_ENDPOINT_SKUS = AZURE_ONLINE_ENDPOINT_CPU_SKUS | AZURE_ONLINE_ENDPO
 def azure_online_endpoint_sku(vm_size: str) -> str | None:
     """The managed online endpoint SKU `vm_size` names, in any case, as the list spells it."""
     return next((s for s in AZURE_ONLINE_ENDPOINT_SKUS if s.lower() == vm_size.lower()), None)
+
+
+# Model Monitor's analyzer image (sagemaker-model-monitor-analyzer), per region:
+# the registries of the SageMaker Python SDK's image_uri_config/model-monitor.json,
+# checked 2026-11. A region missing here is a settings error for a monitored endpoint.
+MODEL_MONITOR_REGISTRIES: dict[str, str] = {
+    "ap-east-1": "001633400207",
+    "ap-northeast-1": "574779866223",
+    "ap-northeast-2": "709848358524",
+    "ap-south-1": "126357580389",
+    "ap-southeast-1": "245545462676",
+    "ap-southeast-2": "563025443158",
+    "ca-central-1": "536280801234",
+    "cn-north-1": "453000072557",
+    "cn-northwest-1": "453252182341",
+    "eu-central-1": "048819808253",
+    "eu-north-1": "895015795356",
+    "eu-west-1": "468650794304",
+    "eu-west-2": "749857270468",
+    "eu-west-3": "680080141114",
+    "me-south-1": "607024016150",
+    "sa-east-1": "539772159869",
+    "us-east-1": "156813124566",
+    "us-east-2": "777275614652",
+    "us-west-1": "890145073186",
+    "us-west-2": "159807026194",
+}
+
+
+def model_monitor_image(region: str) -> str:
+    """The analyzer image Model Monitor's data quality jobs run in `region`."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    registry = MODEL_MONITOR_REGISTRIES[region]
+    return f"{registry}.dkr.ecr.{region}.{suffix}/sagemaker-model-monitor-analyzer"

@@ -32,6 +32,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_OWNED] = os.environ[SHARED_PLANS]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Each xdist worker plans its share of the shipped stacks before its first
+    test, so no worker sits waiting for a plan another one is still making."""
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "")
+    count = int(getattr(session.config, "workerinput", {}).get("workercount", 1))
+    if not worker.startswith("gw"):
+        return
+    index = int(worker[2:])
+    for stack in stackfiles.stack_names()[index::count]:
+        planned(stack)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     owned = config.stash.get(_OWNED, None)
     if owned:
@@ -63,17 +75,25 @@ def plan_with(stack: str, **overrides: Any) -> StackPlan:
     return plan_values(stack, values)
 
 
+# Serving and operations (alerts, audit) components: tests/test_*_endpoints.py and
+# tests/test_operations.py hold those; the platform's own tests count the rest.
 SERVING_COMPONENTS = (
     "mlops:gcp:Serving",
     "mlops:gcp:ModelEndpoint",
     "mlops:azure:MlWorkspace",
     "mlops:azure:ModelEndpoint",
+    "mlops:aws:AlertRoute",
+    "mlops:gcp:AlertRoute",
+    "mlops:azure:AlertRoute",
+    "mlops:aws:AuditTrail",
+    "mlops:gcp:AuditLogs",
+    "mlops:azure:AuditLogs",
 )
 
 
-def outside_serving(plan: StackPlan) -> list[Registration]:
-    """The stack's resources but its serving components and their children (a URN
-    names every component above the resource)."""
+def platform_base(plan: StackPlan) -> list[Registration]:
+    """The stack's resources but its serving and operations components and their
+    children (a URN names every component above the resource)."""
     return [
         r
         for r in plan.registrations

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import configuring, created_as, of_type, one, plan_with, planned, policy_doc
+from conftest import (
+    configuring,
+    created_as,
+    of_type,
+    one,
+    plan_with,
+    planned,
+    platform_base,
+    policy_doc,
+)
 from mlops_policies.catalog import STATEFUL_TYPES
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -28,10 +37,9 @@ def _bucket(plan, role: str):
 
 
 def test_one_bucket_per_zone_plus_the_log_bucket(dev) -> None:
-    assert sorted(b.inputs["tags"].get("zone", "-") for b in of_type(dev, BUCKET)) == sorted(
-        ["-", *ZONES]
-    )
-    for bucket in of_type(dev, BUCKET):
+    lake = [b for b in platform_base(dev) if b.type == BUCKET]
+    assert sorted(b.inputs["tags"].get("zone", "-") for b in lake) == sorted(["-", *ZONES])
+    for bucket in lake:
         assert bucket.inputs["forceDestroy"] is False
         assert bucket.parent.endswith("::mlops-aws-dev-lake")
         # Autonamed: an explicit name would block replacement on change.
@@ -48,6 +56,8 @@ def test_key_rotates_and_has_an_explicit_least_privilege_policy(dev) -> None:
         "AccountAdministersKey",
         "AccountUsesKeyThroughPlatformServices",
         "CloudWatchLogsEncryptsAccountLogGroups",
+        "AlarmsPublishToTheEncryptedAlertTopic",
+        "CloudTrailEncryptsAccountTrails",
     }
     for statement in statements:
         assert not [a for a in statement["Action"] if "*" in a]
@@ -276,7 +286,7 @@ def test_ecr_grants_pull_and_push_only_to_the_platform_roles(dev) -> None:
 def test_model_registry_follows_settings(dev) -> None:
     group = one(dev, "aws:sagemaker/modelPackageGroup:ModelPackageGroup")
     assert group.inputs["modelPackageGroupName"] == "mlops-aws-dev-models"
-    without = plan_with("aws-dev", registries={"models": {"enabled": False}})
+    without = plan_with("aws-dev", registries={"models": {"enabled": False}}, endpoints={})
     assert of_type(without, "aws:sagemaker/modelPackageGroup:ModelPackageGroup") == []
 
 

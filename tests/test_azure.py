@@ -7,7 +7,7 @@ import re
 from collections import Counter
 
 import pytest
-from conftest import of_type, one, outside_serving, plan_with, planned
+from conftest import of_type, one, plan_with, planned, platform_base
 from mlops_policies.catalog import STATEFUL_TYPES
 
 from infra.azure.rbac import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assignment_name
@@ -140,10 +140,10 @@ def test_resource_inventory(dev, prod) -> None:
     # The workspace's private endpoint and its two DNS zones (api, notebooks) are
     # the network's; the serving components are counted in tests/test_azure_endpoints.py.
     prod_only |= {PRIVATE_ENDPOINT: 2, ZONE_GROUP: 2, DNS_ZONE: 3, DNS_LINK: 3}
-    assert Counter(r.type for r in outside_serving(dev) if r.custom) == expected
-    assert Counter(r.type for r in outside_serving(prod) if r.custom) == Counter(
-        expected
-    ) + Counter(prod_only)
+    assert Counter(r.type for r in platform_base(dev) if r.custom) == expected
+    assert Counter(r.type for r in platform_base(prod) if r.custom) == Counter(expected) + Counter(
+        prod_only
+    )
     components = Counter(r.type for r in prod.registrations if not r.custom)
     assert components == {
         "pulumi:pulumi:Stack": 1,
@@ -154,6 +154,8 @@ def test_resource_inventory(dev, prod) -> None:
         "mlops:azure:Network": 1,
         "mlops:azure:MlWorkspace": 1,
         "mlops:azure:ModelEndpoint": 1,
+        "mlops:azure:AlertRoute": 1,
+        "mlops:azure:AuditLogs": 1,
     }
 
 
@@ -421,7 +423,7 @@ def test_no_archive_setting_means_no_cold_tier() -> None:
 @pytest.mark.parametrize(("stack", "days"), [("azure-dev", 90), ("azure-prod", 365)])
 def test_blob_access_is_logged_to_the_lake_workspace(stack: str, days: int) -> None:
     plan = planned(stack)
-    account, workspace = _account(plan), one(plan, WORKSPACE)
+    account, workspace = _account(plan), one(plan, WORKSPACE, "-lake-logs")
     setting = one(plan, DIAGNOSTIC, "-lake-access-logs")
     account_id = (
         f"{_arm_prefix(stack)}/Microsoft.Storage/storageAccounts/{account.inputs['accountName']}"
@@ -444,7 +446,7 @@ def test_blob_access_is_logged_to_the_lake_workspace(stack: str, days: int) -> N
 
 
 def test_log_retention_comes_from_settings_within_the_workspace_bounds() -> None:
-    assert one(variant(), WORKSPACE).inputs["retentionInDays"] == 400
+    assert one(variant(), WORKSPACE, "-lake-logs").inputs["retentionInDays"] == 400
     for days in (10, 731):
         with pytest.raises(SettingsError, match=r"outside what a Log Analytics workspace keeps"):
             plan_with("azure-dev", lake={"accessLogs": {"retentionDays": days}})
@@ -452,8 +454,9 @@ def test_log_retention_comes_from_settings_within_the_workspace_bounds() -> None
 
 def test_access_logs_off_means_no_workspace_and_no_output() -> None:
     plan = unlogged()
-    assert of_type(plan, WORKSPACE) == []
-    assert of_type(plan, DIAGNOSTIC) == []
+    # (The audit trail's own workspace remains: tests/test_operations.py.)
+    assert [w for w in platform_base(plan) if w.type == WORKSPACE] == []
+    assert [d for d in platform_base(plan) if d.type == DIAGNOSTIC] == []
     # The flow log store then goes unlogged too, and is refused the same way.
     assert len(of_type(plan, ACCOUNT)) == 2
     assert "lakeAccessLogWorkspaceId" not in plan.outputs
@@ -575,7 +578,9 @@ def test_dev_registry_is_standard_and_takes_no_premium_inputs(dev) -> None:
 
 
 def test_untagged_retention_days_come_from_settings() -> None:
-    plan = plan_with("azure-prod", registries={"containers": {"untaggedRetentionDays": 14}})
+    plan = plan_with(
+        "azure-prod", registries={"containers": {"untaggedRetentionDays": 14}}, endpoints={}
+    )
     retention = one(plan, ACR).inputs["policies"]["retentionPolicy"]
     assert retention == {"status": "enabled", "days": 14}
 

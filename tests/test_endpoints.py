@@ -172,12 +172,22 @@ def test_runtime_role_reads_only_its_model_and_writes_only_its_capture(dev) -> N
         == "arn:aws:s3:::mlops-aws-dev-lake-raw/capture/churn/*"
     )
     assert statements["UsePlatformKey"]["Resource"] == _key_arn(dev)
-    assert statements["WriteEndpointLogs"]["Resource"] == (
-        f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/*"
-    )
+    assert statements["WriteEndpointLogs"]["Resource"] == [
+        f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/*",
+        f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:/aws/sagemaker/ProcessingJobs:*",
+    ]
     assert statements["WriteEndpointMetrics"]["Condition"] == {
-        "StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}
+        "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/Endpoints/*"]}
     }
+    # The drift check reads the baseline beside the artifact and the capture, and
+    # writes its reports under monitoring/<endpoint>/, nothing else.
+    assert statements["DriftReadsBaselineAndCapture"]["Resource"] == [
+        "arn:aws:s3:::mlops-aws-dev-lake-curated/baselines/churn/*",
+        "arn:aws:s3:::mlops-aws-dev-lake-raw/capture/churn/*",
+    ]
+    assert statements["DriftWritesReports"]["Resource"] == (
+        "arn:aws:s3:::mlops-aws-dev-lake-raw/monitoring/churn/*"
+    )
     for statement in statements.values():
         actions = (
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]

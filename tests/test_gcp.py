@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import created_as, of_type, one, outside_serving, plan_with, planned
+from conftest import created_as, of_type, one, plan_with, planned, platform_base
 from mlops_policies.catalog import STATEFUL_TYPES
 
 from tools.mockcloud import GCP_PROJECT_NUMBER
@@ -26,6 +26,9 @@ FIREWALL = "gcp:compute/firewall:Firewall"
 ROUTER = "gcp:compute/router:Router"
 NAT = "gcp:compute/routerNat:RouterNat"
 DATASET = "gcp:bigquery/dataset:Dataset"
+LOG_BUCKET = "gcp:logging/projectBucketConfig:ProjectBucketConfig"
+# Its `labels` are the channel's settings (the address); its own labels are user labels.
+CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 ZONES = ("raw", "curated", "features")
 STORAGE_AGENT = (
     f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com"
@@ -38,6 +41,9 @@ VERTEX_AGENT = (
 )
 BIGQUERY_AGENT = (
     f"serviceAccount:bq-{GCP_PROJECT_NUMBER}@bigquery-encryption.iam.gserviceaccount.com"
+)
+LOGGING_AGENT = (
+    f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
 )
 ENCRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 
@@ -73,7 +79,7 @@ def _grant(plan, member: str):
 
 def test_inventory(dev) -> None:
     """The platform without its endpoints (tests/test_gcp_endpoints.py has those)."""
-    base = outside_serving(dev)
+    base = platform_base(dev)
     counts = {
         BUCKET: 4,
         KEY_RING: 1,
@@ -81,8 +87,8 @@ def test_inventory(dev) -> None:
         KEY_GRANT: 2,
         BUCKET_GRANT: 1,
         REPOSITORY: 2,
-        # The platform's four, Container Scanning, and serving's four.
-        SERVICE: 9,
+        # The platform's five, Container Scanning, and serving's five.
+        SERVICE: 11,
         "gcp:projects/serviceIdentity:ServiceIdentity": 1,
         NETWORK: 1,
         SUBNET: 2,
@@ -120,6 +126,7 @@ def test_only_the_storage_agent_may_use_the_key_for_the_lake(dev) -> None:
         REGISTRY_AGENT,
         VERTEX_AGENT,
         BIGQUERY_AGENT,
+        LOGGING_AGENT,
     }
 
 
@@ -282,12 +289,14 @@ def test_registry_follows_settings() -> None:
 
 def test_prod_protects_and_retains_everything_that_holds_data_or_keys(prod, dev) -> None:
     stateful = [r for r in prod.registrations if r.type in STATEFUL_TYPES]
-    assert {r.type for r in stateful} == {BUCKET, KEY_RING, KEY, REPOSITORY, DATASET}
-    assert len(stateful) == 9
+    assert {r.type for r in stateful} == {BUCKET, KEY_RING, KEY, REPOSITORY, DATASET, LOG_BUCKET}
+    assert len(stateful) == 10
     # Grants that keep retained data readable and logged are kept with it.
     # (A model's read grant on its artifact goes with the model: tests/test_gcp_endpoints.py.)
-    base = outside_serving(prod)
+    base = platform_base(prod)
     kept = [*stateful, *of_type(prod, KEY_GRANT), *(r for r in base if r.type == BUCKET_GRANT)]
+    # Vertex endpoints keep a fixed id that clients and alerts name: protected too.
+    kept += of_type(prod, "gcp:vertex/aiEndpoint:AiEndpoint")
     assert all(r.protect and r.retain_on_delete for r in kept)
     assert not any(r.protect or r.retain_on_delete for r in dev.registrations)
     kept_urns = {r.urn for r in kept}
@@ -303,7 +312,7 @@ def test_every_labelled_resource_carries_the_platform_labels(prod) -> None:
         "cost-center": "ml-production",
         "managed-by": "pulumi",
     }
-    labelled = [r for r in prod.registrations if "labels" in r.inputs]
+    labelled = [r for r in prod.registrations if "labels" in r.inputs and r.type != CHANNEL]
     assert {r.type for r in labelled} == {
         BUCKET,
         KEY,
@@ -312,15 +321,16 @@ def test_every_labelled_resource_carries_the_platform_labels(prod) -> None:
         "gcp:vertex/aiEndpoint:AiEndpoint",
         "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy",
         "pulumi-python:dynamic/gcp:VertexModelDeployment",
+        "pulumi-python:dynamic/gcp:VertexModelMonitor",
     }
-    assert len(labelled) == 11
+    assert len(labelled) == 12
     for resource in labelled:
         assert expected.items() <= resource.inputs["labels"].items(), resource.name
 
 
 def test_labels_are_valid_gcp_labels() -> None:
     plan = plan_with("gcp-dev", owner="ml.platform@example.com")
-    for resource in (r for r in plan.registrations if "labels" in r.inputs):
+    for resource in (r for r in plan.registrations if "labels" in r.inputs and r.type != CHANNEL):
         assert resource.inputs["labels"]["owner"] == "ml_platform_example_com"
         for key, value in resource.inputs["labels"].items():
             assert key.replace("-", "").replace("_", "").isalnum(), key
@@ -337,6 +347,8 @@ def test_every_child_is_parented_by_its_component(dev) -> None:
         "mlops:gcp:Network",
         "mlops:gcp:Serving",
         "mlops:gcp:ModelEndpoint",
+        "mlops:gcp:AlertRoute",
+        "mlops:gcp:AuditLogs",
     }
     for resource in (r for r in dev.registrations if r.type.startswith("gcp:")):
         assert resource.parent in components, resource.name

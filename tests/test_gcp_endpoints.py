@@ -117,7 +117,7 @@ def test_the_model_runs_as_its_own_account_with_only_what_serving_needs(prod) ->
     assert read.inputs["bucket"] == "mlops-gcp-prod-lake-curated"
     assert read.inputs["condition"]["expression"] == (
         'resource.name.startsWith("projects/_/buckets/mlops-gcp-prod-lake-curated'
-        '/objects/models/churn/1.4.2")'
+        '/objects/models/churn/1.4.2/")'
     )
     pull = next(g for g in grants if g.type == REPOSITORY_GRANT)
     assert pull.inputs["repository"] == "mlops-gcp-prod-serving"
@@ -148,8 +148,10 @@ def test_the_deployment_serves_the_settings(prod, dev) -> None:
         "linearStepPercent": 20,
         "waitMinutes": 15,
     }
-    assert inputs["alarms"] == {"errorsPerMinute": 5, "latencyP99Ms": 1000}
+    assert inputs["alarms"] == {"errorsPerMinute": 5, "latencyP99Ms": 1000, "evaluationMinutes": 3}
     assert inputs["model"]["upload"] == {
+        # Versions of one registry model named after the endpoint.
+        "modelId": "churn",
         "imageUri": "europe-west4-docker.pkg.dev/mlops-platform-prod/mlops-gcp-prod-serving"
         "/serving:1.4.2",
         "artifactUri": "gs://mlops-gcp-prod-lake-curated/models/churn/1.4.2",
@@ -157,8 +159,9 @@ def test_the_deployment_serves_the_settings(prod, dev) -> None:
         "predictRoute": "/invocations",
         "healthRoute": "/ping",
         "port": 8080,
-        "labels": inputs["labels"],
     }
+    # Labels go on the uploaded model from the deployment's own `labels` (in place).
+    assert inputs["labels"]["endpoint"] == "churn"
     dev_inputs = one(dev, DEPLOYMENT).inputs
     assert dev_inputs.get("acceleratorType") is None and dev_inputs["acceleratorCount"] == 0
 

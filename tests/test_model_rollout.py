@@ -45,6 +45,8 @@ def test_vertex_deploys_the_new_version_next_to_the_old() -> None:
         "model": (True, ("model",)),
         # The model's account reads the new version's folder instead.
         "read-model": (True, ("condition",)),
+        # The drift monitor follows the new deployed model.
+        "drift": (False, ()),
     }
 
 
@@ -72,7 +74,13 @@ def _snake_keys(value: Any, path: str = "") -> Iterator[str]:
     if isinstance(value, dict):
         for key, item in value.items():
             # Maps keyed by the user's or the service's own names keep them.
-            free = path.rsplit(".", 1)[-1] in {"tags", "labels", "collections", "outboundRules"}
+            free = path.rsplit(".", 1)[-1] in {
+                "tags",
+                "labels",
+                "collections",
+                "outboundRules",
+                "environment",
+            }
             if "_" in key and not free and key != "__provider":
                 yield f"{path}.{key}"
             yield from _snake_keys(item, f"{path}.{key}")

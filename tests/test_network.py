@@ -143,7 +143,7 @@ def aws_variant():
         "egress": "nat",
         "flowLogs": {"retentionDays": 365},
     }
-    return plan_with("aws-dev", network=network)
+    return plan_with("aws-dev", network=network, endpoints={})
 
 
 def test_aws_flow_log_retention_follows_settings() -> None:
@@ -228,7 +228,7 @@ def test_aws_interface_endpoints_skip_zones_their_service_does_not_run_in(
         return answer, failures
 
     monkeypatch.setattr(mockcloud.CloudMocks, "call", call)
-    plan = plan_with("aws-dev")
+    plan = plan_with("aws-dev", endpoints={})
     assert _endpoint(plan, "sagemaker.runtime").inputs["subnetIds"] == [
         "mlops-aws-dev-network-private-1"
     ]
@@ -251,7 +251,7 @@ def test_aws_nat_egress_adds_public_subnets_holding_only_nat_gateways(
     stack: str, nats: int
 ) -> None:
     prod_nat = {"cidr": "10.21.0.0/16", "zones": 3, "egress": "nat"}
-    plan = aws_variant() if stack == "aws-dev" else plan_with(stack, network=prod_nat)
+    plan = aws_variant() if stack == "aws-dev" else plan_with(stack, network=prod_nat, endpoints={})
     prefix = "10.42" if stack == "aws-dev" else "10.21"
     public = [s for s in of_type(plan, SUBNET) if s.inputs["tags"]["tier"] == "public"]
     assert [s.inputs["cidrBlock"] for s in public] == [
@@ -341,7 +341,7 @@ def test_gcp_firewall_denies_all_ingress_and_admits_ssh_only_from_iap(gcp_dev) -
 
 def test_gcp_has_no_nat_unless_asked_and_then_nats_the_workload_subnet(gcp_dev) -> None:
     assert of_type(gcp_dev, "gcp:compute/routerNat:RouterNat") == []
-    plan = plan_with("gcp-dev", network={"egress": "nat"})
+    plan = plan_with("gcp-dev", network={"egress": "nat"}, endpoints={})
     router = one(plan, "gcp:compute/router:Router")
     nat = one(plan, "gcp:compute/routerNat:RouterNat").inputs
     assert router.inputs["network"] == (

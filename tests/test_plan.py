@@ -73,7 +73,7 @@ def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> N
         first = (tmp_path / "a" / f"aws-dev.{suffix}").read_bytes()
         assert first == (tmp_path / "b" / f"aws-dev.{suffix}").read_bytes()
     line = result.stdout.strip()
-    assert line.startswith("aws-dev: 88 resources, 0 mandatory / 0 advisory violations, ")
+    assert line.startswith("aws-dev: 106 resources, 0 mandatory / 0 advisory violations, ")
     assert line.endswith(" s")
 
 
@@ -155,7 +155,7 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
 
     text = render(planned("aws-prod"))
     assert text.startswith("## Plan: `aws-prod` (aws, prod, eu-west-1)")
-    assert "**91 resources** to create (the stack included" in text
+    assert "**110 resources** to create (the stack included" in text
     assert "policies: **pass** (0 mandatory, 0 advisory violations)" in text
     assert (
         "| `mlops-aws-prod-lake-raw` | `aws:s3/bucket:Bucket` | autonamed (suffix at create) "
@@ -164,7 +164,8 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
     assert "| `aws:ecr/repository:Repository` | `mlops-aws-prod/serving` | yes | yes |" in text
     assert "| `aws:kms/key:Key` | assigned by the cloud | yes | yes |" in text
 
-    assert "| `aws:s3/bucket:Bucket` | 4 |" in text
+    # The lake's three zones, its access-log bucket and the audit bucket.
+    assert "| `aws:s3/bucket:Bucket` | 5 |" in text
     assert "All policies pass." in text
 
 

@@ -22,7 +22,7 @@ SHIPPED = {path.name: path.read_text() for path in sorted((ROOT / "stacks").glob
 # Characters that carry meaning in YAML, and so break a file where they land.
 YAML_MARKS = [*":-[]{},#&*!|>'\"%@`?\t\n ", "\x00", "\ufeff", "\u2028", "é"]
 # How many files each test generates: the corpus is this times the tests below.
-EXAMPLES = 150
+EXAMPLES = 70
 FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=True,

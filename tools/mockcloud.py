@@ -36,6 +36,9 @@ _GCP_PATHS = {
     "gcp:kms/cryptoKey:CryptoKey": "{keyRing}/cryptoKeys/{n}",
     "gcp:vertex/aiEndpoint:AiEndpoint": "projects/{project}/locations/{region}/endpoints/{n}",
     "gcp:bigquery/dataset:Dataset": "projects/{project}/datasets/{datasetId}",
+    "gcp:logging/projectBucketConfig:ProjectBucketConfig": (
+        "projects/{project}/locations/{location}/buckets/{bucketId}"
+    ),
     "gcp:serviceaccount/account:Account": (
         "projects/{project}/serviceAccounts/{accountId}@{project}.iam.gserviceaccount.com"
     ),
@@ -190,6 +193,13 @@ class CloudMocks(Mocks):
                 ),
                 "project": self.gcp_project,
                 "id": self.gcp_project,
+            },
+            "gcp:logging/getProjectCmekSettings:getProjectCmekSettings": {
+                "serviceAccountId": (
+                    f"service-{GCP_PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
+                ),
+                "project": self.gcp_project,
+                "id": f"projects/{self.gcp_project}/cmekSettings",
             },
             "gcp:compute/getZones:getZones": {
                 "names": [f"{self.region}-{z}" for z in "abc"],

@@ -29,6 +29,9 @@ class BucketSpec:
     extra_statements: Callable[[pulumi.Output[str]], Sequence[Mapping[str, Any]]] = field(
         default=lambda _arn: ()
     )
+    # Object lock (create-only): None for none; otherwise the default retention as
+    # (mode, days), or (None, 0) for a bucket that can lock objects but keeps none by default.
+    object_lock: tuple[str | None, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,24 @@ def _encryption_rule(kms_key_arn: pulumi.Output[str] | None) -> dict[str, Any]:
 def secure_bucket(
     owner: pulumi.ComponentResource, name: str, spec: BucketSpec, baseline: Baseline
 ) -> BucketParts:
+    lock: dict[str, Any] = {"object_lock_enabled": True} if spec.object_lock else {}
     bucket = aws.s3.Bucket(
         name,
         force_destroy=False,
         tags={**baseline.tags, **spec.tags},
         opts=baseline.stateful(owner),
+        **lock,
     )
     child = baseline.child(owner)
+    if spec.object_lock and spec.object_lock[0] is not None:
+        mode, days = spec.object_lock
+        aws.s3.BucketObjectLockConfiguration(
+            f"{name}-object-lock",
+            bucket=bucket.bucket,
+            object_lock_enabled="Enabled",
+            rule={"default_retention": {"mode": mode, "days": days}},
+            opts=child,
+        )
     aws.s3.BucketOwnershipControls(
         f"{name}-ownership",
         bucket=bucket.bucket,

@@ -9,7 +9,7 @@ rollout's steps and rolling back if any of its alarms fires.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +18,25 @@ import pulumi_aws as aws
 
 from infra.aws.context import AwsAccount, https_rule, policy_document
 from infra.aws.key import USAGE_ACTIONS
-from infra.catalogs import sagemaker_local_storage
+from infra.catalogs import model_monitor_image, sagemaker_local_storage
 from infra.common import Baseline, EncryptionKey
-from infra.settings import EndpointSettings
+from infra.settings import BaselineRef, EndpointSettings
 
 VARIANT = "primary"
 CAPTURE_PREFIX = "capture"
+MONITORING_PREFIX = "monitoring"
+# Model Monitor's analyzer reads captured traffic and writes reports here, inside its container.
+MONITOR_INPUT = "/opt/ml/processing/input/endpoint"
+MONITOR_OUTPUT = "/opt/ml/processing/output"
+MONITOR_INSTANCE = "ml.m5.xlarge"
+MONITOR_VOLUME_GB = 20
+# Model Monitor's cron forms: hourly, every 6 or 12 hours, daily.
+SCHEDULES = {
+    1: "cron(0 * ? * * *)",
+    6: "cron(0 */6 ? * * *)",
+    12: "cron(0 */12 ? * * *)",
+    24: "cron(0 0 ? * * *)",
+}
 # Hosting needs these on any resource: SageMaker places the model's network
 # interfaces in the stack's subnets as the runtime role.
 VPC_ACTIONS = sorted(
@@ -66,6 +79,10 @@ class ModelEndpointArgs:
     placement: ServingPlacement
     encryption: EncryptionKey
     capture_zone: str
+    # Where alarms and drift findings go (the alert route's topic).
+    alert_actions: Sequence[pulumi.Output[str]]
+    # The drift baseline's folder in the lake; None when drift is not checked.
+    drift_baseline: BaselineRef | None = None
 
 
 def _s3(bucket: pulumi.Input[str], key: str) -> pulumi.Output[str]:
@@ -133,6 +150,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             opts=baseline.child(self),
         )
         self._autoscaling(name)
+        self.monitor: aws.sagemaker.MonitoringSchedule | None = None
+        if args.drift_baseline is not None:
+            self.monitor = self._drift_monitor(name, args.drift_baseline)
         self.register_outputs(
             {"endpointName": self.endpoint.name, "endpointArn": self.endpoint.arn}
         )
@@ -218,6 +238,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             "comparison_operator": "GreaterThanThreshold",
             # No traffic is not a failure; a rollout is judged on requests.
             "treat_missing_data": "notBreaching",
+            "alarm_actions": list(self._args.alert_actions),
+            "ok_actions": list(self._args.alert_actions),
             "tags": self._tags(),
             "opts": self._args.baseline.child(self),
         }
@@ -285,6 +307,82 @@ class ModelEndpoint(pulumi.ComponentResource):
             opts=self._args.baseline.child(self),
         )
 
+    def _monitoring_uri(self) -> pulumi.Output[str]:
+        args = self._args
+        bucket = args.placement.bucket_names[args.capture_zone]
+        return _s3(bucket, f"{MONITORING_PREFIX}/{args.endpoint}")
+
+    def _drift_monitor(self, name: str, baseline: BaselineRef) -> aws.sagemaker.MonitoringSchedule:
+        """Model Monitor's data quality check of the captured inputs against the
+        baseline's statistics and constraints, on the schedule, in the endpoint's
+        subnets and security group with network isolation, writing reports under
+        `monitoring/<endpoint>/` in the capture zone, all under the platform key."""
+        args = self._args
+        baseline_uri = _s3(args.placement.bucket_names[baseline.zone], baseline.path)
+        key = args.encryption.id
+        definition = aws.sagemaker.DataQualityJobDefinition(
+            f"{name}-drift",
+            role_arn=args.placement.runtime_role.arn,
+            data_quality_app_specification={
+                "image_uri": model_monitor_image(args.baseline.region),
+                # Drift per feature, as CloudWatch metrics besides the report.
+                "environment": {"publish_cloudwatch_metrics": "Enabled"},
+            },
+            data_quality_baseline_config={
+                "constraints_resource": {
+                    "s3_uri": pulumi.Output.concat(baseline_uri, "/constraints.json")
+                },
+                "statistics_resource": {
+                    "s3_uri": pulumi.Output.concat(baseline_uri, "/statistics.json")
+                },
+            },
+            data_quality_job_input={
+                "endpoint_input": {"endpoint_name": self.endpoint.name, "local_path": MONITOR_INPUT}
+            },
+            data_quality_job_output_config={
+                "kms_key_id": key,
+                "monitoring_outputs": {
+                    "s3_output": {
+                        "s3_uri": self._monitoring_uri(),
+                        "local_path": MONITOR_OUTPUT,
+                        "s3_upload_mode": "EndOfJob",
+                    }
+                },
+            },
+            job_resources={
+                "cluster_config": {
+                    "instance_count": 1,
+                    "instance_type": MONITOR_INSTANCE,
+                    "volume_size_in_gb": MONITOR_VOLUME_GB,
+                    "volume_kms_key_id": key,
+                }
+            },
+            network_config={
+                "enable_network_isolation": True,
+                "enable_inter_container_traffic_encryption": True,
+                "vpc_config": {
+                    "subnets": args.placement.subnet_ids,
+                    "security_group_ids": [self.security_group.id],
+                },
+            },
+            stopping_condition={"max_runtime_in_seconds": 3600},
+            tags=self._tags(),
+            # Immutable: autonamed, replaced create-before-delete with its schedule.
+            opts=args.baseline.child(self),
+        )
+        return aws.sagemaker.MonitoringSchedule(
+            f"{name}-drift",
+            monitoring_schedule_config={
+                "monitoring_job_definition_name": definition.name,
+                "monitoring_type": "DataQuality",
+                "schedule_config": {
+                    "schedule_expression": SCHEDULES[args.settings.monitoring.schedule_hours]
+                },
+            },
+            tags=self._tags(),
+            opts=args.baseline.child(self),
+        )
+
     def _security_group(self, name: str) -> aws.ec2.SecurityGroup:
         args = self._args
         baseline = args.baseline
@@ -318,6 +416,41 @@ class ModelEndpoint(pulumi.ComponentResource):
         )
         return group
 
+    def _monitor_statements(self, baseline: BaselineRef) -> list[dict[str, Any]]:
+        """The drift check reads the baseline and the captured traffic and writes its reports."""
+        args = self._args
+        partition = args.account.partition
+        buckets = args.placement.bucket_names
+
+        def objects(bucket: pulumi.Output[str], prefix: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat("arn:", partition, ":s3:::", bucket, "/", prefix, "*")
+
+        capture = buckets[args.capture_zone]
+        return [
+            {
+                "Sid": "DriftReadsBaselineAndCapture",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": [
+                    objects(buckets[baseline.zone], f"{baseline.path}/"),
+                    objects(capture, self._capture_key),
+                ],
+            },
+            {
+                "Sid": "DriftListsCapture",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": pulumi.Output.concat("arn:", partition, ":s3:::", capture),
+                "Condition": {"StringLike": {"s3:prefix": [f"{self._capture_key}*"]}},
+            },
+            {
+                "Sid": "DriftWritesReports",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": objects(capture, f"{MONITORING_PREFIX}/{args.endpoint}/"),
+            },
+        ]
+
     def _runtime_policy(self, name: str) -> aws.iam.RolePolicy:
         args = self._args
         account, settings, placement = args.account, args.settings, args.placement
@@ -340,6 +473,8 @@ class ModelEndpoint(pulumi.ComponentResource):
                 }
             )
         capture = placement.bucket_names[args.capture_zone]
+        if args.drift_baseline is not None:
+            statements += self._monitor_statements(args.drift_baseline)
         statements += [
             {
                 "Sid": "WriteCapture",
@@ -359,7 +494,10 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "Sid": "WriteEndpointLogs",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": account.arn("logs", "log-group:/aws/sagemaker/Endpoints/*"),
+                "Resource": [
+                    account.arn("logs", "log-group:/aws/sagemaker/Endpoints/*"),
+                    account.arn("logs", "log-group:/aws/sagemaker/ProcessingJobs:*"),
+                ],
             },
             {
                 "Sid": "WriteEndpointMetrics",
@@ -367,7 +505,12 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "Action": "cloudwatch:PutMetricData",
                 # PutMetricData takes no resource; the namespace narrows it.
                 "Resource": "*",
-                "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+                "Condition": {
+                    "StringLike": {
+                        # Endpoints' own metrics, and Model Monitor's drift metrics.
+                        "cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/Endpoints/*"]
+                    }
+                },
             },
             {
                 "Sid": "PlaceInTheNetwork",

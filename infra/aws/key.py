@@ -49,7 +49,7 @@ USAGE_ACTIONS = sorted(
     ]
 )
 # Services that may use the key on behalf of the account's principals.
-SERVICES = ("s3", "ecr", "sagemaker", "logs")
+SERVICES = ("s3", "ecr", "sagemaker", "logs", "sns")
 ROTATION_DAYS = 365
 DELETION_WINDOW_DAYS = 30
 
@@ -75,6 +75,32 @@ def key_policy(account: AwsAccount) -> pulumi.Output[str]:
             "ArnLike": {"kms:EncryptionContext:aws:logs:arn": account.arn("logs", "log-group:*")}
         },
     }
+    # CloudWatch alarms and EventBridge publish to the encrypted alert topic as
+    # their own service principals; only on behalf of this account.
+    publishers = {
+        "Sid": "AlarmsPublishToTheEncryptedAlertTopic",
+        "Effect": "Allow",
+        "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+    }
+    # CloudTrail encrypts log files for this account's trails (encryption context).
+    trail = {
+        "Sid": "CloudTrailEncryptsAccountTrails",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudtrail.amazonaws.com"},
+        "Action": ["kms:DescribeKey", "kms:GenerateDataKey"],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account.account_id},
+            "StringLike": {
+                "kms:EncryptionContext:aws:cloudtrail:arn": pulumi.Output.concat(
+                    "arn:", account.partition, ":cloudtrail:*:", account.account_id, ":trail/*"
+                )
+            },
+        },
+    }
     return policy_document(
         {
             "Sid": "AccountAdministersKey",
@@ -97,14 +123,17 @@ def key_policy(account: AwsAccount) -> pulumi.Output[str]:
             },
         },
         logs,
+        publishers,
+        trail,
     )
 
 
 class PlatformKey(pulumi.ComponentResource):
     """A symmetric KMS key with yearly rotation, a 30-day deletion window and an
     explicit policy: the account administers it and uses it only through S3, ECR,
-    SageMaker and CloudWatch Logs, and CloudWatch Logs encrypts the account's log
-    groups with it. Protected and retained in prod."""
+    SageMaker, CloudWatch Logs and SNS; CloudWatch Logs encrypts the account's log
+    groups with it, CloudWatch alarms and EventBridge publish to the encrypted
+    alert topic, CloudTrail encrypts the account's trails. Protected and retained in prod."""
 
     def __init__(
         self, name: str, args: PlatformKeyArgs, opts: pulumi.ResourceOptions | None = None

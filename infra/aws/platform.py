@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.aws.alerts import AlertRoute, AlertRouteArgs
+from infra.aws.audit import AuditTrail, AuditTrailArgs
 from infra.aws.context import AwsAccount
 from infra.aws.endpoint import ModelEndpoint, ModelEndpointArgs, ServingPlacement
 from infra.aws.identity import PlatformRoles, PlatformRolesArgs
@@ -74,6 +76,30 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
         models = ModelRegistry(namer.name("models"), ModelRegistryArgs(baseline))
         model_group = models.group.model_package_group_name
         outputs["modelPackageGroup"] = model_group
+    audit = AuditTrail(
+        namer.name("audit"),
+        AuditTrailArgs(
+            baseline=baseline,
+            account=account,
+            settings=settings.audit,
+            encryption=key.encryption,
+            lake_bucket_arns=list(lake.bucket_arns.values()),
+            production=settings.environment == "prod",
+            access_log_bucket=lake.logs.bucket.bucket if lake.logs is not None else None,
+        ),
+    )
+    outputs |= {"auditTrailArn": audit.trail.arn, "auditBucket": audit.bucket.bucket}
+    route = AlertRoute(
+        namer.name("alerts"),
+        AlertRouteArgs(
+            baseline=baseline,
+            account=account,
+            settings=settings.alerts,
+            encryption=key.encryption,
+            drift=any(e.monitored for e in settings.endpoints.values()),
+        ),
+    )
+    outputs["alertTopicArn"] = route.topic.arn
     placement = ServingPlacement(
         vpc_id=network.vpc.id,
         subnet_ids=network.subnet_ids,
@@ -94,6 +120,10 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
                 placement=placement,
                 encryption=key.encryption,
                 capture_zone=endpoint.data_capture.zone or settings.lake.zones[0],
+                alert_actions=route.actions,
+                drift_baseline=endpoint.baseline(name, settings.lake.zones)
+                if endpoint.monitored
+                else None,
             ),
         )
         for name, endpoint in sorted(settings.endpoints.items())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from infra.azure.context import AzureContext
 from infra.azure.ml import MlWorkspace, datastore_name
 from infra.azure.online_traffic import OnlineEndpointTraffic, OnlineEndpointTrafficArgs
 from infra.common import Baseline
-from infra.settings import EndpointSettings
+from infra.settings import BaselineRef, EndpointSettings
 
 # The serving container's contract, the same on every cloud (SageMaker's).
 SERVING_PORT = 8080
@@ -43,6 +43,9 @@ UTILIZATION_METRICS = {
 # Scale in only well below the target, so one replica more or less never flaps.
 SCALE_IN_FRACTION = 0.5
 DIGEST_LENGTH = 10
+# Drift monitors run on serverless Spark: this size and runtime (Azure ML's defaults).
+MONITOR_INSTANCE = "standard_e4s_v3"
+MONITOR_SPARK = "3.4"
 
 
 def _digest(value: Any) -> str:
@@ -50,7 +53,23 @@ def _digest(value: Any) -> str:
 
 
 def _duration(seconds: int) -> str:
+    """ISO 8601 as Azure writes it back (PT5M, not PT300S), so a refresh sees no change."""
+    if seconds % 3600 == 0:
+        return f"PT{seconds // 3600}H"
+    if seconds % 60 == 0:
+        return f"PT{seconds // 60}M"
     return f"PT{seconds}S"
+
+
+# The windows a metric alert takes, in minutes.
+ALERT_WINDOWS = {1: "PT1M", 5: "PT5M", 15: "PT15M", 30: "PT30M", 60: "PT1H"}
+# Azure ML answers a request within 180 s at most.
+MAX_REQUEST_SECONDS = 180
+
+
+def alert_window(minutes: int) -> str:
+    """The shortest window Azure Monitor offers that covers `minutes`."""
+    return next(w for m, w in sorted(ALERT_WINDOWS.items()) if m >= minutes)
 
 
 @dataclass(frozen=True)
@@ -60,12 +79,17 @@ class ModelEndpointArgs:
     endpoint: str
     settings: EndpointSettings
     workspace: MlWorkspace
-    registry_id: pulumi.Input[str]
     repository_urls: Mapping[str, pulumi.Output[str]]
     filesystem_ids: Mapping[str, pulumi.Output[str]]
     # The Azure ML registry's name, when the stack has one.
     model_registry: str | None
     capture_zone: str
+    # What a metric alert notifies (the alert route's action group).
+    alert_actions: Sequence[Mapping[str, pulumi.Input[str]]] = ()
+    # Who a drift finding is emailed to (Azure ML monitors notify by email only).
+    alert_emails: Sequence[str] = ()
+    # The drift baseline's folder in the lake; None when drift is not checked.
+    drift_baseline: BaselineRef | None = None
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -116,7 +140,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             properties=self._deployment_properties(name),
             tags=self._tags(),
             # Named by what it serves: a new model is a new deployment, made first.
-            opts=baseline.child(self, depends_on=grants),
+            # Autoscale owns the instance count once it exists.
+            opts=baseline.child(self, depends_on=grants, ignore_changes=["sku.capacity"]),
             **self._scope,
         )
         self.alerts = self._alerts(name)
@@ -136,6 +161,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             opts=baseline.child(self, depends_on=[self.deployment, *self.alerts]),
         )
         self._autoscale(name)
+        self.monitor: machinelearningservices.Schedule | None = None
+        if args.drift_baseline is not None and self._inputs is not None:
+            self.monitor = self._drift_monitor(name, args.drift_baseline, self._inputs)
         self.register_outputs(
             {"endpointName": self.endpoint.name, "deploymentName": self.deployment.name}
         )
@@ -190,18 +218,20 @@ class ModelEndpoint(pulumi.ComponentResource):
             return None
         pin = f":{image.tag}" if image.tag else f"@{image.digest}"
         route = {"port": SERVING_PORT}
+        inference = {
+            "liveness_route": {"path": HEALTH_ROUTE, **route},
+            "readiness_route": {"path": HEALTH_ROUTE, **route},
+            "scoring_route": {"path": PREDICT_ROUTE, **route},
+        }
         environment = machinelearningservices.EnvironmentVersion(
             f"{name}-image",
             name=f"{args.endpoint}-image",
-            version=_digest(image.model_dump(exclude_none=True)),
+            # Versions are immutable: a new image or new routes is a new version.
+            version=_digest({**image.model_dump(exclude_none=True), **inference}),
             properties={
                 "image": pulumi.Output.concat(args.repository_urls[image.repository], pin),
                 "os_type": "Linux",
-                "inference_config": {
-                    "liveness_route": {"path": HEALTH_ROUTE, **route},
-                    "readiness_route": {"path": HEALTH_ROUTE, **route},
-                    "scoring_route": {"path": PREDICT_ROUTE, **route},
-                },
+                "inference_config": inference,
                 "description": f"Serving image of endpoint {args.endpoint}",
             },
             opts=args.baseline.child(self),
@@ -212,10 +242,14 @@ class ModelEndpoint(pulumi.ComponentResource):
     def _capture(self, name: str) -> dict[str, Any] | None:
         args = self._args
         percent = args.settings.data_capture.percent
+        self._inputs: str | None = None
         if percent == 0:
             return None
         collections = {}
-        for kind in ("inputs", "outputs"):
+        # Payload logging: `request` and `response` capture what the endpoint
+        # receives and answers, with no change to the serving container (the
+        # `model_inputs`/`model_outputs` collections need the collector SDK in it).
+        for kind, collection in (("inputs", "request"), ("outputs", "response")):
             path = f"capture/{args.endpoint}/{kind}/"
             uri = f"azureml://datastores/{datastore_name(args.capture_zone)}/paths/{path}"
             asset = machinelearningservices.DataVersion(
@@ -232,12 +266,113 @@ class ModelEndpoint(pulumi.ComponentResource):
                 ),
                 **self._scope,
             )
-            collections[f"model_{kind}"] = {
+            if kind == "inputs":
+                # What drift monitoring reads: the data asset, as Azure ML names it.
+                self._inputs = f"azureml:{args.endpoint}-{kind}:{_digest(uri)}"
+            collections[collection] = {
                 "data_collection_mode": "Enabled",
                 "sampling_rate": percent / 100,
                 "data_id": asset.id,
             }
         return {"collections": collections, "rolling_rate": "Hour"}
+
+    def _drift_monitor(
+        self, name: str, baseline: BaselineRef, inputs: str
+    ) -> machinelearningservices.Schedule:
+        """An Azure ML schedule running a data drift monitor: the endpoint's collected
+        requests of the last period against the baseline folder in the lake, every
+        feature, Jensen-Shannon distance over `driftThreshold` (per feature where
+        set), on serverless Spark as the workspace's identity, emailing the alert
+        addresses. Typed args throughout: nearly every level is a union."""
+        args = self._args
+        monitoring = args.settings.monitoring
+        hours = monitoring.schedule_hours
+        ml = machinelearningservices
+        thresholds: list[Any] = [
+            ml.NumericalDataDriftMetricThresholdArgs(
+                data_type="Numerical",
+                metric="JensenShannonDistance",
+                threshold=ml.MonitoringThresholdArgs(value=monitoring.drift_threshold),
+            ),
+            ml.CategoricalDataDriftMetricThresholdArgs(
+                data_type="Categorical",
+                metric="JensenShannonDistance",
+                threshold=ml.MonitoringThresholdArgs(value=monitoring.drift_threshold),
+            ),
+        ]
+        signals: dict[str, Any] = {
+            "data-drift": ml.DataDriftMonitoringSignalArgs(
+                signal_type="DataDrift",
+                production_data=ml.RollingInputDataArgs(
+                    input_data_type="Rolling",
+                    job_input_type="uri_folder",
+                    uri=inputs,
+                    window_size=f"PT{hours}H",
+                    window_offset="P0D",
+                ),
+                reference_data=ml.FixedInputDataArgs(
+                    input_data_type="Fixed",
+                    job_input_type="uri_folder",
+                    uri=f"azureml://datastores/{datastore_name(baseline.zone)}"
+                    f"/paths/{baseline.path}/",
+                ),
+                features=ml.AllFeaturesArgs(filter_type="AllFeatures"),
+                metric_thresholds=thresholds,
+                notification_types=["AmlNotification"],
+            )
+        }
+        for feature, value in sorted(monitoring.feature_thresholds.items()):
+            signals[f"drift-{feature}"[:64]] = ml.DataDriftMonitoringSignalArgs(
+                signal_type="DataDrift",
+                production_data=signals["data-drift"].production_data,
+                reference_data=signals["data-drift"].reference_data,
+                features=ml.FeatureSubsetArgs(filter_type="FeatureSubset", features=[feature]),
+                metric_thresholds=[
+                    ml.NumericalDataDriftMetricThresholdArgs(
+                        data_type="Numerical",
+                        metric="JensenShannonDistance",
+                        threshold=ml.MonitoringThresholdArgs(value=value),
+                    )
+                ],
+                notification_types=["AmlNotification"],
+            )
+        definition = ml.MonitorDefinitionArgs(
+            compute_configuration=ml.MonitorServerlessSparkComputeArgs(
+                compute_type="ServerlessSpark",
+                compute_identity=ml.ManagedComputeIdentityArgs(
+                    compute_identity_type="ManagedIdentity"
+                ),
+                instance_type=MONITOR_INSTANCE,
+                runtime_version=MONITOR_SPARK,
+            ),
+            signals=signals,
+            alert_notification_settings=ml.MonitorNotificationSettingsArgs(
+                email_notification_settings=ml.MonitorEmailNotificationSettingsArgs(
+                    emails=list(args.alert_emails)
+                )
+            ),
+        )
+        trigger = ml.RecurrenceTriggerArgs(
+            trigger_type="Recurrence",
+            frequency="Day" if hours == 24 else "Hour",
+            interval=1 if hours == 24 else hours,
+            time_zone="UTC",
+        )
+        return ml.Schedule(
+            f"{name}-drift",
+            name=f"{args.endpoint}-drift",
+            properties=ml.SchedulePropertiesArgs(
+                action=ml.CreateMonitorActionArgs(
+                    action_type="CreateMonitor", monitor_definition=definition
+                ),
+                trigger=trigger,
+                display_name=f"Drift of {args.endpoint}",
+                is_enabled=True,
+                tags=self._tags(),
+            ),
+            opts=args.baseline.child(self, depends_on=[self.deployment]),
+            **self._scope,
+        )
 
     def _deployment_properties(
         self, name: str
@@ -262,7 +397,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             liveness_probe=probe,
             readiness_probe={**probe, "failure_threshold": 3},
             request_settings={
-                "request_timeout": _duration(settings.alarms.latency_p99_ms // 1000 + 5),
+                "request_timeout": _duration(
+                    min(settings.alarms.latency_p99_ms // 1000 + 5, MAX_REQUEST_SECONDS)
+                ),
                 "max_concurrent_requests_per_instance": 1,
             },
             app_insights_enabled=True,
@@ -274,8 +411,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         args = self._args
         model = args.settings.model
         principal = self.endpoint.identity.apply(lambda i: i.principal_id)
+        # (AcrPull on the workspace's registry is assigned by Azure ML itself to a
+        # system-assigned endpoint identity; a second, identical one is refused.)
         wanted = [
-            ("pull", rbac.ACR_PULL, args.registry_id, "Pull the serving image"),
             (
                 "capture",
                 rbac.STORAGE_BLOB_DATA_CONTRIBUTOR,
@@ -387,7 +525,7 @@ class ModelEndpoint(pulumi.ComponentResource):
     def _alerts(self, name: str) -> list[monitor.MetricAlert]:
         args = self._args
         alarms = args.settings.alarms
-        window = f"PT{alarms.evaluation_minutes}M"
+        window = alert_window(alarms.evaluation_minutes)
 
         def alert(kind: str, description: str, criterion: dict[str, Any]) -> monitor.MetricAlert:
             return monitor.MetricAlert(
@@ -401,6 +539,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 evaluation_frequency="PT1M",
                 window_size=window,
                 auto_mitigate=True,
+                actions=list(args.alert_actions),
                 # Typed: `criteria` is a union, whose dict keys the SDK would not rename.
                 criteria=monitor.MetricAlertSingleResourceMultipleMetricCriteriaArgs(
                     odata_type="Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
@@ -423,7 +562,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             "5xx responses per minute",
             {
                 "metric_name": "RequestsPerMinute",
-                "time_aggregation": "Total",
+                # The only aggregation the metric offers: requests per minute, averaged.
+                "time_aggregation": "Average",
                 "threshold": alarms.errors_per_minute,
                 "dimensions": [
                     {"name": "statusCodeClass", "operator": "Include", "values": ["5xx"]}

@@ -9,8 +9,9 @@ identity`). The lake is attached as datastores that also authorize by
 identity: models are read and captured traffic written there.
 
 The workspace's managed network allows only approved outbound traffic: private
-endpoints to the lake (blob and dfs) and, where the registry takes one (Premium,
-prod), to the registry; elsewhere the registry's service tag. In prod the
+endpoints to the lake (blob and dfs), Azure's own required private endpoints to
+the workspace's storage, vault and (Premium, prod) registry, and elsewhere the
+registry's service tag. In prod the
 workspace has no public endpoint; the stack's network reaches it through a
 private endpoint (see `private_service`).
 """
@@ -134,6 +135,9 @@ class MlWorkspace(pulumi.ComponentResource):
                 "isolation_mode": "AllowOnlyApprovedOutbound",
                 "outbound_rules": self._outbound_rules(),
             },
+            # Online deployments need the managed network in place; it is otherwise
+            # provisioned only by the first compute instance.
+            provision_network_now=True,
             v1_legacy_mode=False,
             tags=dict(baseline.tags),
             opts=baseline.stateful(self, depends_on=[args.key.grant]),
@@ -182,10 +186,11 @@ class MlWorkspace(pulumi.ComponentResource):
             f"lake-{target}": private_endpoint(args.lake_account_id, target)
             for target in ("blob", "dfs")
         }
-        if args.registry_premium:
-            rules["registry"] = private_endpoint(args.registry_id, "registry")
-        else:
-            # Only a Premium registry takes a private endpoint.
+        # The workspace's own registry, vault and storage get their private
+        # endpoints as Azure's required rules; a rule of ours to the same
+        # destination is refused. Only a Premium registry takes one: the others
+        # are reached by their service tag.
+        if not args.registry_premium:
             rules["registry"] = machinelearningservices.ServiceTagOutboundRuleArgs(
                 type="ServiceTag",
                 category="UserDefined",

@@ -14,6 +14,8 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import resources
 
+from infra.azure.alerts import AlertRoute, AlertRouteArgs
+from infra.azure.audit import AuditLogs, AuditLogsArgs
 from infra.azure.context import AzureContext
 from infra.azure.endpoint import ModelEndpoint, ModelEndpointArgs
 from infra.azure.key import PlatformKey, PlatformKeyArgs
@@ -103,6 +105,23 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
     }
     if lake.logs is not None:
         outputs["lakeAccessLogWorkspaceId"] = lake.logs.id
+    route = AlertRoute(
+        namer.name("alerts"),
+        AlertRouteArgs(baseline=baseline, context=context, settings=settings.alerts),
+    )
+    outputs["actionGroupId"] = route.group.id
+    audited = {"vault": key.vault.id, "registry": containers.registry.id}
+    if containers.bootstrap_vault is not None:
+        audited["bootstrap-vault"] = containers.bootstrap_vault.id
+    if workspace is not None:
+        audited["ml-workspace"] = workspace.workspace.id
+    audit = AuditLogs(
+        namer.name("audit"),
+        AuditLogsArgs(
+            baseline=baseline, context=context, settings=settings.audit, resources=audited
+        ),
+    )
+    outputs["auditWorkspaceId"] = audit.workspace.id
     model_registry = None
     if settings.registries.models.enabled:
         models = ModelRegistry(namer.name("models"), ModelRegistryArgs(baseline, context))
@@ -119,11 +138,15 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
                     endpoint=name,
                     settings=endpoint,
                     workspace=workspace,
-                    registry_id=containers.registry.id,
                     repository_urls=containers.repository_urls,
                     filesystem_ids=lake.filesystem_ids,
                     model_registry=model_registry,
                     capture_zone=endpoint.data_capture.zone or settings.lake.zones[0],
+                    alert_actions=route.actions,
+                    alert_emails=settings.alerts.emails,
+                    drift_baseline=endpoint.baseline(name, settings.lake.zones)
+                    if endpoint.monitored
+                    else None,
                 ),
             )
             for name, endpoint in sorted(settings.endpoints.items())

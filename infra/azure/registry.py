@@ -101,6 +101,7 @@ class ContainerRegistry(pulumi.ComponentResource):
         baseline, context = args.baseline, args.context
         production = context.production
         self.premium = production
+        self.bootstrap_vault: keyvault.Vault | None = None
         premium: dict[str, Any] = {}
         depends_on: list[pulumi.Resource] = []
         if production:
@@ -140,7 +141,7 @@ class ContainerRegistry(pulumi.ComponentResource):
     ) -> tuple[keyvault.Key, pulumi.Resource]:
         """The key a new registry is created with (step 1 in the module notes)."""
         baseline, context = args.baseline, args.context
-        boot_vault = vault(
+        self.bootstrap_vault = boot_vault = vault(
             self,
             f"{name}-bootstrap",
             "boot",

@@ -25,9 +25,10 @@ import pulumi_gcp as gcp
 from infra.common import Baseline, EncryptionKey
 from infra.gcp.context import GcpProject, labels
 from infra.gcp.key import grant_key_use
+from infra.gcp.model_monitor import VertexModelMonitor, VertexModelMonitorArgs
 from infra.gcp.services import AIPLATFORM_API
 from infra.gcp.vertex_deployment import VertexModelDeployment, VertexModelDeploymentArgs
-from infra.settings import EndpointSettings
+from infra.settings import BaselineRef, EndpointSettings
 
 # Vertex AI's service class in service connection policies (PSC automation).
 VERTEX_SERVICE_CLASS = "gcp-vertexai"
@@ -42,6 +43,11 @@ ENDPOINT_RESOURCE = "aiplatform.googleapis.com/Endpoint"
 RUNTIME_PROJECT_ROLES = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
 OBJECT_VIEWER = "roles/storage.objectViewer"
 OBJECT_CREATOR = "roles/storage.objectCreator"
+
+
+def _folder(path: str) -> str:
+    """The folder an artifact lies in (settings refuse one at a bucket's root on GCP)."""
+    return path.rsplit("/", 1)[0]
 
 
 def endpoint_id(stack_prefix: str, endpoint: str) -> str:
@@ -126,10 +132,17 @@ class ModelEndpointArgs:
     serving: Serving
     network_name: pulumi.Input[str]
     encryption: EncryptionKey
+    # The alert route's notification channels.
+    notification_channels: Sequence[pulumi.Input[str]]
     bucket_names: Mapping[str, pulumi.Output[str]]
     repositories: Mapping[str, gcp.artifactregistry.Repository]
     repository_urls: Mapping[str, pulumi.Output[str]]
-    capture_zone: str
+    # Resources the endpoint waits for (the APIs it is created through).
+    requires: Sequence[pulumi.Resource] = ()
+    # Who drift findings are emailed to, besides the notification channels.
+    alert_emails: Sequence[str] = ()
+    # The drift baseline's folder in the lake; None when drift is not checked.
+    drift_baseline: BaselineRef | None = None
 
 
 class ModelEndpoint(pulumi.ComponentResource):
@@ -152,7 +165,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             account_id=self._account_id(),
             display_name=f"Model served by {baseline.namer.name(args.endpoint)}",
             description="Runs one Vertex AI deployed model; see the endpoint's component",
-            opts=baseline.child(self),
+            opts=baseline.child(self, depends_on=list(args.requires)),
         )
         grants = self._grants(name)
         self.id = endpoint_id(baseline.namer.prefix, args.endpoint)
@@ -176,8 +189,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             },
             predict_request_response_logging_config=self._logging(),
             labels=labels(baseline, {"endpoint": args.endpoint}),
-            # Vertex must be able to use the key, and place the address, before it exists.
-            opts=baseline.child(
+            # Vertex must be able to use the key, and place the address, before it
+            # exists. Its id is fixed (clients and alerts name it): protected in prod.
+            opts=baseline.stateful(
                 self,
                 depends_on=[args.serving.key_grant, args.serving.connection_policy],
             ),
@@ -202,6 +216,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 alarms={
                     "errorsPerMinute": settings.alarms.errors_per_minute,
                     "latencyP99Ms": settings.alarms.latency_p99_ms,
+                    "evaluationMinutes": settings.alarms.evaluation_minutes,
                 },
                 # A registry model given by name is labelled where it was uploaded.
                 labels=labels(baseline, {"endpoint": args.endpoint})
@@ -211,8 +226,42 @@ class ModelEndpoint(pulumi.ComponentResource):
             opts=baseline.child(self, depends_on=grants),
         )
         self.alerts = self._alerts(name)
+        self.monitor: VertexModelMonitor | None = None
+        if args.drift_baseline is not None:
+            self.monitor = self._drift_monitor(name, args.drift_baseline)
         self.register_outputs(
             {"endpointId": self.endpoint.id, "serviceAccount": self.account.email}
+        )
+
+    def _drift_monitor(self, name: str, baseline: BaselineRef) -> VertexModelMonitor:
+        """Vertex AI model monitoring of the logged requests: every feature's
+        distribution against the baseline's CSV files in the lake (skew) and
+        against the previous window (drift), over `driftThreshold` (per feature
+        where set), on the schedule, under the platform key, notifying the alert
+        route's channels and addresses."""
+        args = self._args
+        monitoring = args.settings.monitoring
+        bucket = args.bucket_names[baseline.zone]
+        return VertexModelMonitor(
+            f"{name}-drift",
+            VertexModelMonitorArgs(
+                endpoint=self.endpoint.id,
+                display_name=args.baseline.namer.name(args.endpoint, "drift"),
+                baseline_uri=pulumi.Output.concat("gs://", bucket, f"/{baseline.path}/*.csv"),
+                baseline_format="csv",
+                sampling_percent=monitoring.sampling_percent,
+                kms_key_name=args.encryption.id,
+                schedule_hours=monitoring.schedule_hours,
+                drift_thresholds={
+                    "default": monitoring.drift_threshold,
+                    "features": dict(monitoring.feature_thresholds),
+                },
+                notification_emails=list(args.alert_emails),
+                notification_channels=list(args.notification_channels),
+                deployed_model_ids=[self.deployment.deployed_model_id],
+                labels=labels(args.baseline, {"endpoint": args.endpoint}),
+            ),
+            opts=args.baseline.child(self),
         )
 
     def _account_id(self) -> str:
@@ -260,18 +309,23 @@ class ModelEndpoint(pulumi.ComponentResource):
         repository = model.image.repository
         image = pulumi.Output.concat(args.repository_urls[repository], f"/{repository}{pin}")
         upload: dict[str, Any] = {
+            # Versions of one registry model named after the endpoint, so
+            # `registryVersion: N` names what this stack uploaded.
+            "modelId": args.endpoint,
             "imageUri": image,
             "kmsKeyName": args.encryption.id,
             "predictRoute": PREDICT_ROUTE,
             "healthRoute": HEALTH_ROUTE,
             "port": SERVING_PORT,
-            "labels": labels(args.baseline, {"endpoint": args.endpoint}),
+            # No labels here: the deployment's own labels go on the uploaded model,
+            # and change in place; a label in `model` would replace the deployment.
         }
         if model.artifact is not None:
             bucket = args.bucket_names[model.artifact.zone]
             # Vertex reads a directory: the artifact's folder.
-            folder = model.artifact.path.rsplit("/", 1)[0] if "/" in model.artifact.path else ""
-            upload["artifactUri"] = pulumi.Output.concat("gs://", bucket, "/", folder)
+            upload["artifactUri"] = pulumi.Output.concat(
+                "gs://", bucket, "/", _folder(model.artifact.path)
+            )
         return {"upload": upload}
 
     def _grants(self, name: str) -> list[pulumi.Resource]:
@@ -290,7 +344,8 @@ class ModelEndpoint(pulumi.ComponentResource):
         ]
         if model.artifact is not None:
             bucket = args.bucket_names[model.artifact.zone]
-            prefix = model.artifact.path.rsplit("/", 1)[0] if "/" in model.artifact.path else ""
+            # The folder and what is in it, not a sibling sharing its prefix (1.4.20).
+            prefix = f"{_folder(model.artifact.path)}/"
             grants.append(
                 gcp.storage.BucketIAMMember(
                     f"{name}-read-model",
@@ -346,6 +401,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 },
                 # Closes itself once the metric is back under the threshold for a day.
                 alert_strategy={"auto_close": "86400s"},
+                notification_channels=list(args.notification_channels),
                 user_labels=labels_,
                 opts=args.baseline.child(self),
             )
@@ -374,7 +430,9 @@ class ModelEndpoint(pulumi.ComponentResource):
             "latency",
             "p99 prediction latency",
             {
-                "filter": f'{scope} AND metric.type = "{LATENCY_METRIC}"',
+                # End to end, as the rollout's bake reads it.
+                "filter": f'{scope} AND metric.type = "{LATENCY_METRIC}" '
+                'AND metric.labels.latency_type = "total"',
                 "comparison": "COMPARISON_GT",
                 # The metric is a distribution in milliseconds.
                 "threshold_value": alarms.latency_p99_ms,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from infra.common import Baseline
+from infra.gcp.alerts import AlertRoute, AlertRouteArgs
+from infra.gcp.audit import AuditLogs, AuditLogsArgs
 from infra.gcp.context import GcpProject
 from infra.gcp.endpoint import ModelEndpoint, ModelEndpointArgs, Serving, ServingArgs
 from infra.gcp.key import PlatformKey, PlatformKeyArgs
@@ -70,9 +72,26 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
         outputs["lakeAccessLogBucket"] = lake.logs.name
     if settings.registries.models.enabled:
         outputs["modelRegistry"] = f"projects/{project.project_id}/locations/{project.region}"
+    audit = AuditLogs(
+        baseline.namer.name("audit"),
+        AuditLogsArgs(
+            baseline=baseline,
+            project=project,
+            settings=settings.audit,
+            encryption=key.encryption,
+            production=settings.environment == "prod",
+            requires=[services],
+        ),
+    )
+    outputs["auditBucket"] = audit.bucket.id
+    route = AlertRoute(
+        baseline.namer.name("alerts"), AlertRouteArgs(baseline=baseline, settings=settings.alerts)
+    )
+    outputs["alertChannels"] = route.channels
     if settings.endpoints:
         outputs["endpointIds"] = _endpoints(
             settings,
+            route=route,
             baseline=baseline,
             project=project,
             services=services,
@@ -87,6 +106,7 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
 def _endpoints(
     settings: PlatformSettings,
     *,
+    route: AlertRoute,
     baseline: Baseline,
     project: GcpProject,
     services: ProjectServices,
@@ -120,7 +140,12 @@ def _endpoints(
                 bucket_names=lake.bucket_names,
                 repositories=registry.repositories,
                 repository_urls=registry.repository_urls,
-                capture_zone=endpoint.data_capture.zone or settings.lake.zones[0],
+                notification_channels=route.channels,
+                requires=[services],
+                alert_emails=settings.alerts.emails,
+                drift_baseline=endpoint.baseline(name, settings.lake.zones)
+                if endpoint.monitored
+                else None,
             ),
         )
         for name, endpoint in sorted(settings.endpoints.items())

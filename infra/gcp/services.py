@@ -21,7 +21,9 @@ AIPLATFORM_API = "aiplatform.googleapis.com"
 BIGQUERY_API = "bigquery.googleapis.com"
 NETWORK_CONNECTIVITY_API = "networkconnectivity.googleapis.com"
 MONITORING_API = "monitoring.googleapis.com"
-SERVING_APIS = (AIPLATFORM_API, BIGQUERY_API, NETWORK_CONNECTIVITY_API, MONITORING_API)
+IAM_API = "iam.googleapis.com"
+LOGGING_API = "logging.googleapis.com"
+SERVING_APIS = (AIPLATFORM_API, BIGQUERY_API, NETWORK_CONNECTIVITY_API, MONITORING_API, IAM_API)
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,9 @@ class ProjectServicesArgs:
 
 class ProjectServices(pulumi.ComponentResource):
     """Enables Cloud KMS, Cloud Storage, Artifact Registry, Compute Engine (the network),
+    Cloud Logging (the audit trail),
     Container Scanning (when images are scanned) and, for a stack with endpoints,
-    Vertex AI, BigQuery, Network Connectivity and Cloud Monitoring in the stack's
+    Vertex AI, BigQuery, Network Connectivity, Cloud Monitoring and IAM in the stack's
     project, so a fresh project deploys in one run.
     Destroying the stack leaves the APIs on: other workloads in the project may use them."""
 
@@ -42,7 +45,7 @@ class ProjectServices(pulumi.ComponentResource):
         self, name: str, args: ProjectServicesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:gcp:ProjectServices", name, {}, opts)
-        apis = [KMS_API, STORAGE_API, ARTIFACT_REGISTRY_API, COMPUTE_API]
+        apis = [KMS_API, STORAGE_API, ARTIFACT_REGISTRY_API, COMPUTE_API, LOGGING_API]
         if args.container_scanning:
             apis.append(CONTAINER_SCANNING_API)
         if args.serving:

@@ -16,7 +16,11 @@ file, the key path and what is wrong.
 from infra.settings.errors import SettingsError, stack_file
 from infra.settings.loader import load
 from infra.settings.models import (
+    CLOUDWATCH_RETENTION_DAYS,
     NAME_RULE,
+    AlertSettings,
+    AuditSettings,
+    BaselineRef,
     ContainerRegistrySettings,
     EndpointSettings,
     LakeSettings,
@@ -26,7 +30,11 @@ from infra.settings.models import (
 )
 
 __all__ = [
+    "CLOUDWATCH_RETENTION_DAYS",
     "NAME_RULE",
+    "AlertSettings",
+    "AuditSettings",
+    "BaselineRef",
     "ContainerRegistrySettings",
     "EndpointSettings",
     "LakeSettings",

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import (
     BaseModel,
 )
+from pydantic.alias_generators import to_camel
 
 from infra.catalogs import (
     AZURE_LOCATIONS,
@@ -275,6 +276,13 @@ def _check_endpoint_sources(
             f"{key}.registryVersion",
             "needs the stack's model registry (registries.models.enabled is false)",
         )
+    baseline = endpoint.monitoring.baseline
+    if baseline is not None and baseline.zone not in project.lake.zones:
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}endpoints.{name}.monitoring.baseline.zone",
+            f"{baseline.zone!r} is not a lake zone ({', '.join(project.lake.zones)})",
+        )
 
 
 def _check_sagemaker_endpoint(
@@ -423,17 +431,95 @@ def _check_azureml_endpoint(
         )
 
 
+# Endpoint keys a cloud's service has no control for: setting one is an error there.
+ENDPOINT_KEY_CLOUDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "networkIsolation": ("network_isolation", ("aws",)),
+    "dataCapture.zone": ("data_capture.zone", ("aws", "azure")),
+    "autoscaling.scaleInCooldownSeconds": (
+        "autoscaling.scale_in_cooldown_seconds",
+        ("aws", "azure"),
+    ),
+    "autoscaling.scaleOutCooldownSeconds": (
+        "autoscaling.scale_out_cooldown_seconds",
+        ("aws", "azure"),
+    ),
+}
+WHY_NOT: dict[str, str] = {
+    "networkIsolation": "Vertex AI and Azure ML endpoints make no outbound call but through "
+    "the stack's network",
+    "dataCapture.zone": "Vertex AI logs requests and responses to the stack's BigQuery dataset",
+    "autoscaling.scaleInCooldownSeconds": "Vertex AI's autoscaler has no cooldown setting",
+    "autoscaling.scaleOutCooldownSeconds": "Vertex AI's autoscaler has no cooldown setting",
+}
+
+
+def _was_set(endpoint: EndpointSettings, path: str) -> bool:
+    """Whether the stack file gives `path` (a dotted field path) itself."""
+    model: Any = endpoint
+    *parents, field = path.split(".")
+    for parent in parents:
+        if parent not in model.model_fields_set:
+            return False
+        model = getattr(model, parent)
+    return field in model.model_fields_set
+
+
+def _check_endpoint_keys(
+    stack: str, cloud: str, name: str, endpoint: EndpointSettings
+) -> Iterator[SettingsError]:
+    for key, (path, clouds) in ENDPOINT_KEY_CLOUDS.items():
+        if cloud not in clouds and _was_set(endpoint, path):
+            yield SettingsError(
+                stack_file(stack),
+                f"{NAMESPACE}endpoints.{name}.{key}",
+                f"has no effect on {cloud} ({WHY_NOT[key]}); remove it",
+            )
+
+
 def _check_endpoint(
     stack: str, cloud: str, project: ProjectSettings, name: str, endpoint: EndpointSettings
 ) -> Iterator[SettingsError]:
     yield from _check_endpoint_sources(stack, project, name, endpoint)
+    yield from _check_endpoint_keys(stack, cloud, name, endpoint)
     if cloud == "aws":
         yield from _check_sagemaker_endpoint(stack, name, endpoint)
     elif cloud == "gcp":
         yield from _check_vertex_endpoint(stack, name, endpoint)
+        artifact = endpoint.model.artifact
+        if artifact is not None and "/" not in artifact.path:
+            yield SettingsError(
+                stack_file(stack),
+                f"{NAMESPACE}endpoints.{name}.model.artifact.path",
+                f"{artifact.path!r} lies at the bucket's root; Vertex AI reads the artifact's "
+                "folder, so put it in one (models/<name>/<version>/...)",
+            )
     elif cloud == "azure":
         yield from _check_azureml_endpoint(stack, name, endpoint)
         yield from _check_azure_autoscale(stack, name, endpoint)
+
+
+# Log Analytics keeps data 30 to 730 days (interactive retention).
+LOG_ANALYTICS_RETENTION = (30, 730)
+AUDIT_KEY_CLOUDS = {"cloudWatchLogs": "aws", "activityLog": "azure"}
+
+
+def _check_audit(stack: str, cloud: str, project: ProjectSettings) -> Iterator[SettingsError]:
+    audit = project.audit
+    low, high = LOG_ANALYTICS_RETENTION
+    if cloud == "azure" and not low <= audit.retention_days <= high:
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}audit.retentionDays",
+            f"{audit.retention_days} is outside what Log Analytics keeps ({low} to {high} days)",
+        )
+    set_keys = {to_camel(field) for field in audit.model_fields_set}
+    for key, only in AUDIT_KEY_CLOUDS.items():
+        if key in set_keys and cloud != only:
+            yield SettingsError(
+                stack_file(stack),
+                f"{NAMESPACE}audit.{key}",
+                f"applies to {only} only; remove it",
+            )
 
 
 # Azure Monitor autoscale waits at least a minute between scaling actions.
@@ -480,6 +566,14 @@ def _check_cloud_support(
         )
     for name, endpoint in sorted(project.endpoints.items()):
         yield from _check_endpoint(stack, cloud, project, name, endpoint)
+    yield from _check_audit(stack, cloud, project)
+    if project.endpoints and not (project.alerts.emails or project.alerts.webhook):
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}alerts.emails",
+            "give at least one address (or a webhook): the endpoints' alarms and drift "
+            "findings would notify nobody",
+        )
     tiering = project.lake.tiering
     if (
         cloud == "aws"

@@ -369,6 +369,47 @@ class Rollout(Model):
         return self
 
 
+# A feature name as the model's inputs name it (a column, a JSON key).
+FEATURE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
+DriftScore = Annotated[float, Field(gt=0, le=1)]
+
+
+class BaselineRef(Model):
+    """A folder in a lake zone holding what the endpoint's inputs are compared with:
+    the training data (GCP, Azure) and Model Monitor's statistics.json and
+    constraints.json (AWS; from a baselining job)."""
+
+    zone: ZoneName
+    path: Annotated[
+        str, _matches("baseline path", ARTIFACT_PATH, "a relative folder like baselines/churn")
+    ]
+
+
+class Monitoring(Model):
+    """Drift checks of the endpoint's captured inputs against its baseline. On by
+    default wherever traffic is captured; the baseline defaults to
+    `baselines/<endpoint>` in the artifact's zone (the lake's first without one)."""
+
+    enabled: bool = True
+    baseline: BaselineRef | None = None
+    # How often captured traffic is checked: every hour, every 6, 12 or 24 hours.
+    schedule_hours: Literal[1, 6, 12, 24] = 24
+    # Distance of a feature's distribution from the baseline that counts as drift:
+    # Jensen-Shannon divergence or L-infinity distance, 0 to 1.
+    drift_threshold: DriftScore = 0.3
+    feature_thresholds: Annotated[dict[str, DriftScore], Field(max_length=200)] = {}
+    # The share of captured requests each check reads.
+    sampling_percent: Annotated[int, Field(ge=1, le=100)] = 100
+
+    @model_validator(mode="after")
+    def _features(self) -> Monitoring:
+        pattern = re.compile(FEATURE)
+        for feature in self.feature_thresholds:
+            if not pattern.match(feature):
+                raise ValueError(f"{feature!r} is not a feature name (letters, digits, _ . -)")
+        return self
+
+
 class EndpointAccelerator(Model):
     """Accelerators attached to a machine type, where the cloud separates them (GCP)."""
 
@@ -388,8 +429,21 @@ class EndpointSettings(Model):
     data_capture: DataCapture = DataCapture()
     rollout: Rollout = Rollout()
     alarms: Alarms = Alarms()
+    monitoring: Monitoring = Monitoring()
     # The container makes no outbound call (models that download at start-up cannot).
     network_isolation: bool = True
+
+    @property
+    def monitored(self) -> bool:
+        """Drift is checked wherever traffic is captured, unless turned off."""
+        return self.monitoring.enabled and self.data_capture.percent > 0
+
+    def baseline(self, endpoint: str, lake_zones: list[str]) -> BaselineRef:
+        """The configured baseline, or `baselines/<endpoint>` beside the artifact."""
+        if self.monitoring.baseline is not None:
+            return self.monitoring.baseline
+        zone = self.model.artifact.zone if self.model.artifact else lake_zones[0]
+        return BaselineRef(zone=zone, path=f"baselines/{endpoint}")
 
     @model_validator(mode="after")
     def _bounds(self) -> EndpointSettings:
@@ -398,6 +452,36 @@ class EndpointSettings(Model):
                 f"maxReplicas ({self.max_replicas}) is below minReplicas ({self.min_replicas})"
             )
         return self
+
+
+EMAIL = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
+WEBHOOK = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$"
+
+
+class AlertSettings(Model):
+    """Where every alarm, alert and drift finding of the stack goes: one route per
+    stack (an SNS topic, a Cloud Monitoring channel per address, an action group)."""
+
+    emails: Annotated[
+        list[Annotated[str, _matches("email address", EMAIL, "name@domain")]],
+        Field(max_length=20),
+        _unique("address"),
+    ] = []
+    webhook: Annotated[str, _matches("webhook", WEBHOOK, "an https:// URL")] | None = None
+
+
+class AuditSettings(Model):
+    """The trail of who read or changed the lake, the registries, the keys and the models."""
+
+    retention_days: Days = 365
+    # Prod's audit store is write-once for retentionDays: compliance (nobody may
+    # shorten it) or governance (a privileged principal may).
+    lock_mode: Literal["compliance", "governance"] = "compliance"
+    # AWS: also deliver the trail to CloudWatch Logs (for metric filters and queries).
+    cloud_watch_logs: bool = False
+    # Azure: also collect the subscription's activity log (a subscription-level
+    # setting; off where the organization collects it centrally).
+    activity_log: bool = True
 
 
 class AcceleratorPoolSettings(Model):
@@ -441,6 +525,8 @@ class ProjectSettings(Model):
     registries: RegistrySettings = RegistrySettings()
     network: NetworkSettings = NetworkSettings()
     endpoints: Annotated[dict[str, EndpointSettings], _named_map("endpoint")] = {}
+    alerts: AlertSettings = AlertSettings()
+    audit: AuditSettings = AuditSettings()
     accelerator_pools: Annotated[
         dict[str, AcceleratorPoolSettings], _named_map("accelerator pool")
     ] = {}
@@ -461,6 +547,8 @@ class PlatformSettings(Model):
     registries: RegistrySettings
     network: NetworkSettings
     endpoints: dict[str, EndpointSettings]
+    alerts: AlertSettings
+    audit: AuditSettings
     accelerator_pools: dict[str, AcceleratorPoolSettings]
 
     @property

@@ -26,6 +26,8 @@ STATEFUL_TYPES: frozenset[str] = frozenset(
         "azure-native:managedidentity:UserAssignedIdentity",
         # Captured requests and responses of the Vertex AI endpoints.
         "gcp:bigquery/dataset:Dataset",
+        # The audit trail.
+        "gcp:logging/projectBucketConfig:ProjectBucketConfig",
         # Its models, environments and datastores, and its encryption.
         "azure-native:machinelearningservices:Workspace",
     }
@@ -54,6 +56,7 @@ NAME_PROPERTY: dict[str, str | None] = {
     "azure-native:machinelearningservices:Registry": "registryName",
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
     "gcp:bigquery/dataset:Dataset": "datasetId",
+    "gcp:logging/projectBucketConfig:ProjectBucketConfig": "bucketId",
     "azure-native:machinelearningservices:Workspace": "workspaceName",
 }
 

@@ -112,6 +112,7 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
         "region",
     ),
     "gcp:bigquery/dataset:Dataset": ("datasetId", "location", "project"),
+    "gcp:logging/projectBucketConfig:ProjectBucketConfig": ("bucketId", "location", "project"),
     # IAM members: every input names the binding, so any change is a new one.
     "gcp:storage/bucketIAMMember:BucketIAMMember": ("bucket", "condition", "member", "role"),
     "gcp:projects/iAMMember:IAMMember": ("condition", "member", "project", "role"),

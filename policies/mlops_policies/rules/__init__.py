@@ -18,6 +18,7 @@ from mlops_policies.rules import (
     aws_storage,
     azure,
     gcp,
+    operations,
     protection,
     serving,
     serving_azure,
@@ -36,6 +37,7 @@ MODULES: tuple[ModuleType, ...] = (
     serving,
     serving_gcp,
     serving_azure,
+    operations,
     tags,
     protection,
 )
@@ -155,6 +157,23 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         "mandatory",
         "Choose an instance type with an allowed accelerator, or change the environment's "
         "list on purpose.",
+    ),
+    "serving-drift-monitor": (
+        "Prod model endpoints that capture traffic have it checked for drift on a schedule.",
+        "mandatory",
+        "Keep endpoints.<name>.monitoring.enabled, with a baseline in the lake.",
+    ),
+    "alerts-routed": (
+        "Every alarm, alert policy and metric alert notifies someone.",
+        "mandatory",
+        "Route it to the stack's alert route (mlops:alerts).",
+    ),
+    "audit-trail": (
+        "The stack keeps an encrypted trail of who read or changed its data, registries, "
+        "keys and models.",
+        "mandatory",
+        "A CloudTrail trail with log file validation on AWS, Data Access logs kept in a "
+        "CMEK log bucket on GCP, audit diagnostic settings on Azure.",
     ),
     "stateful-protected": (
         "Resources that hold data or keys are protected from deletion.",

@@ -68,14 +68,16 @@ def data_capture(resource: Resource) -> Iterator[str]:
     if resource.type != DEPLOYMENT or not _prod(resource):
         return
     collections = section(section(resource.props, "properties"), "dataCollector").get("collections")
-    inputs = (collections or {}).get("model_inputs") if isinstance(collections, Mapping) else None
+    # `request` (payload logging) or `model_inputs` (the collector SDK in the container).
+    found = collections if isinstance(collections, Mapping) else {}
+    inputs = found.get("request") or found.get("model_inputs")
     if (
         not isinstance(inputs, Mapping)
         or inputs.get("dataCollectionMode") != "Enabled"
         or not inputs.get("samplingRate")
     ):
         yield (
-            "prod deployment collects no model inputs (properties.dataCollector), "
+            "prod deployment collects no requests (properties.dataCollector), "
             "so drift cannot be seen"
         )
 
