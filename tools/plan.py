@@ -125,12 +125,24 @@ def _alias_urn_unused(*_args: Any) -> pulumi.Output[str]:
     return pulumi.Output.from_input("")
 
 
+def _no_stack_trace() -> Any:
+    """Stands in for the SDK's `_get_stack_trace` while planning offline: it walks
+    the interpreter's stack at every registration to tell the engine which line
+    made the resource, which the plan does not record."""
+    from pulumi.runtime.proto import source_pb2
+
+    return source_pb2.StackTrace()
+
+
 def _run_program(stack: str, settings: PlatformSettings, config: dict[str, str]) -> StackPlan:
     set_all_config(config)
     monitor = RecordingMonitor(CloudMocks(settings.region, settings.gcp_project))
     # preview=False: mocks resolve every output, so policies read concrete values.
     set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    with unittest.mock.patch.object(pulumi.resource, "collapse_alias_to_urn", _alias_urn_unused):
+    with (
+        unittest.mock.patch.object(pulumi.resource, "collapse_alias_to_urn", _alias_urn_unused),
+        unittest.mock.patch.object(pulumi.runtime.resource, "_get_stack_trace", _no_stack_trace),
+    ):
         runpy.run_path(str(PROGRAM), run_name="__main__")
     _sync_await(wait_for_rpcs())
     root = pulumi.runtime.get_root_resource()

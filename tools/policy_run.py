@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +52,14 @@ def _options(reg: Registration) -> PolicyResourceOptions:
     )
 
 
-def _policy_resources(registrations: Sequence[Registration]) -> list[PolicyResource]:
+def _policy_resources(
+    registrations: Sequence[Registration], props: Mapping[str, Any]
+) -> list[PolicyResource]:
     by_urn: dict[str, PolicyResource] = {}
     for reg in registrations:
         by_urn[reg.urn] = PolicyResource(
             resource_type=reg.type,
-            # As the engine hands props to a policy: lists and maps behind proxies.
-            props=unknown_checking_proxy(reg.inputs),
+            props=props[reg.urn],
             urn=reg.urn,
             name=reg.name,
             opts=_options(reg),
@@ -87,6 +88,10 @@ def evaluate(registrations: Sequence[Registration], environment: str) -> list[Fi
     levels = environment_levels(environment)
     settings = environment_settings(environment)
     resources = [r for r in registrations if r.type != "pulumi:pulumi:Stack"]
+    # As the engine hands props to a policy: lists and maps behind read-only
+    # proxies, made once per resource and read by every policy.
+    props = {r.urn: unknown_checking_proxy(r.inputs) for r in resources}
+    stack_resources: list[PolicyResource] | None = None
     findings: list[Finding] = []
     for policy in crossguard_policies():
         level = levels[policy.name]
@@ -100,7 +105,7 @@ def evaluate(registrations: Sequence[Registration], environment: str) -> list[Fi
             for reg in resources:
                 args = ResourceValidationArgs(
                     reg.type,
-                    unknown_checking_proxy(reg.inputs),
+                    props[reg.urn],
                     reg.urn,
                     reg.name,
                     _options(reg),
@@ -109,5 +114,7 @@ def evaluate(registrations: Sequence[Registration], environment: str) -> list[Fi
                 )
                 _settle(policy.validate(args, lambda m, u, _u=reg.urn, _r=report: _r(m, u, _u=_u)))
         else:
-            _settle(policy.validate(StackValidationArgs(_policy_resources(resources)), report))
+            if stack_resources is None:
+                stack_resources = _policy_resources(resources, props)
+            _settle(policy.validate(StackValidationArgs(stack_resources), report))
     return sorted(findings, key=lambda f: (f.level != "mandatory", f.policy, f.urn, f.message))

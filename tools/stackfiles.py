@@ -5,6 +5,8 @@ anything); reading them needs PyYAML, imported where it is used."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -16,9 +18,17 @@ STACK_FILE = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9_.-]+)\.yaml$")
 
 
 def project() -> dict[str, Any]:
+    """Pulumi.yaml, parsed once per version of the file (every stack read needs it)."""
+    return copy.deepcopy(_project(PROJECT_FILE.read_text()))
+
+
+@functools.lru_cache(maxsize=4)
+def _project(text: str) -> dict[str, Any]:
     import yaml
 
-    return yaml.safe_load(PROJECT_FILE.read_text())
+    # The project's own file: libyaml's parser where PyYAML has it, which is
+    # many times faster; stack files keep the pure parser and its error marks.
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def stacks_dir() -> Path:
