@@ -390,3 +390,30 @@ def model_monitor_image(region: str) -> str:
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     registry = MODEL_MONITOR_REGISTRIES[region]
     return f"{registry}.dkr.ecr.{region}.{suffix}/sagemaker-model-monitor-analyzer"
+
+
+@functools.cache
+def ec2_instance_types() -> tuple[frozenset[str], str]:
+    """Every EC2 instance type, from the EC2 service model that ships with botocore,
+    and botocore's version."""
+    import botocore
+    from botocore.loaders import Loader
+
+    model = Loader().load_service_model("ec2", "service-2")
+    return frozenset(model["shapes"]["InstanceType"]["enum"]), botocore.__version__
+
+
+# Cloud TPU types a pool may name (`v5litepod-8`: generation and TensorCore or chip
+# count), from Google Cloud's TPU versions pages (v4, v5e, v5p, v6e), checked
+# 2026-11; their chips per type are the count for v5litepod and v6e, half of it for
+# v4 and v5p (two TensorCores a chip).
+TPU_TYPES = Published("cloud.google.com/tpu/docs/system-architecture-tpu-vm", "2026-11-28")
+TPU_GENERATIONS: dict[str, tuple[int, ...]] = {
+    "v4": (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
+    "v5litepod": (1, 4, 8, 16, 32, 64, 128, 256),
+    "v5p": (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 6144, 12288),
+    "v6e": (1, 4, 8, 16, 32, 64, 128, 256),
+}
+TPU_TYPE_NAMES: frozenset[str] = frozenset(
+    f"{generation}-{size}" for generation, sizes in TPU_GENERATIONS.items() for size in sizes
+)

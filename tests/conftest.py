@@ -75,8 +75,9 @@ def plan_with(stack: str, **overrides: Any) -> StackPlan:
     return plan_values(stack, values)
 
 
-# Serving and operations (alerts, audit) components: tests/test_*_endpoints.py and
-# tests/test_operations.py hold those; the platform's own tests count the rest.
+# Serving, operations (alerts, audit) and pool components: tests/test_*_endpoints.py,
+# tests/test_operations.py and tests/test_*pools.py hold those; the platform's
+# own tests count the rest.
 SERVING_COMPONENTS = (
     "mlops:gcp:Serving",
     "mlops:gcp:ModelEndpoint",
@@ -88,6 +89,10 @@ SERVING_COMPONENTS = (
     "mlops:aws:AuditTrail",
     "mlops:gcp:AuditLogs",
     "mlops:azure:AuditLogs",
+    "mlops:aws:AcceleratorPool",
+    "mlops:gcp:AcceleratorPool",
+    "mlops:gcp:PoolAgents",
+    "mlops:azure:AcceleratorPool",
 )
 
 

@@ -75,6 +75,7 @@ VARIANT = {
     "network": {"egress": "nat"},
     # Endpoints read the default zones; tests/test_azure_endpoints.py has them.
     "endpoints": {},
+    "acceleratorPools": {},
 }
 
 
@@ -94,6 +95,7 @@ def unlogged():
             "accessLogs": {"enabled": False},
         },
         endpoints={},
+        acceleratorPools={},
     )
 
 
@@ -156,6 +158,7 @@ def test_resource_inventory(dev, prod) -> None:
         "mlops:azure:ModelEndpoint": 1,
         "mlops:azure:AlertRoute": 1,
         "mlops:azure:AuditLogs": 1,
+        "mlops:azure:AcceleratorPool": 1,
     }
 
 

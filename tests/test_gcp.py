@@ -42,6 +42,10 @@ VERTEX_AGENT = (
 BIGQUERY_AGENT = (
     f"serviceAccount:bq-{GCP_PROJECT_NUMBER}@bigquery-encryption.iam.gserviceaccount.com"
 )
+COMPUTE_AGENT = (
+    f"serviceAccount:service-{GCP_PROJECT_NUMBER}@compute-system.iam.gserviceaccount.com"
+)
+PUBSUB_AGENT = f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 LOGGING_AGENT = (
     f"serviceAccount:service-{GCP_PROJECT_NUMBER}@gcp-sa-logging.iam.gserviceaccount.com"
 )
@@ -87,8 +91,9 @@ def test_inventory(dev) -> None:
         KEY_GRANT: 2,
         BUCKET_GRANT: 1,
         REPOSITORY: 2,
-        # The platform's five, Container Scanning, and serving's five.
-        SERVICE: 11,
+        # The platform's five, Container Scanning, serving's five, and Pub/Sub for
+        # the GPU pool's job queue.
+        SERVICE: 12,
         "gcp:projects/serviceIdentity:ServiceIdentity": 1,
         NETWORK: 1,
         SUBNET: 2,
@@ -127,6 +132,8 @@ def test_only_the_storage_agent_may_use_the_key_for_the_lake(dev) -> None:
         VERTEX_AGENT,
         BIGQUERY_AGENT,
         LOGGING_AGENT,
+        COMPUTE_AGENT,
+        PUBSUB_AGENT,
     }
 
 
@@ -204,6 +211,7 @@ def test_zones_retention_and_logging_come_from_settings() -> None:
             "accessLogs": {"enabled": False},
         },
         endpoints={},
+        acceleratorPools={},
     )
     buckets = of_type(plan, BUCKET)
     assert sorted(b.inputs["labels"]["zone"] for b in buckets) == ["gold", "landing"]
@@ -322,8 +330,12 @@ def test_every_labelled_resource_carries_the_platform_labels(prod) -> None:
         "gcp:networkconnectivity/serviceConnectionPolicy:ServiceConnectionPolicy",
         "pulumi-python:dynamic/gcp:VertexModelDeployment",
         "pulumi-python:dynamic/gcp:VertexModelMonitor",
+        "gcp:pubsub/topic:Topic",
+        "gcp:pubsub/subscription:Subscription",
+        "gcp:compute/instanceTemplate:InstanceTemplate",
+        "gcp:tpu/v2Vm:V2Vm",
     }
-    assert len(labelled) == 12
+    assert len(labelled) == 16
     for resource in labelled:
         assert expected.items() <= resource.inputs["labels"].items(), resource.name
 
@@ -349,6 +361,8 @@ def test_every_child_is_parented_by_its_component(dev) -> None:
         "mlops:gcp:ModelEndpoint",
         "mlops:gcp:AlertRoute",
         "mlops:gcp:AuditLogs",
+        "mlops:gcp:AcceleratorPool",
+        "mlops:gcp:PoolAgents",
     }
     for resource in (r for r in dev.registrations if r.type.startswith("gcp:")):
         assert resource.parent in components, resource.name

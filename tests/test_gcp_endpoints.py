@@ -97,7 +97,7 @@ def test_request_logs_land_in_a_kept_dataset_under_the_platform_key(prod, dev) -
 
 
 def test_the_model_runs_as_its_own_account_with_only_what_serving_needs(prod) -> None:
-    account = one(prod, ACCOUNT)
+    account = one(prod, ACCOUNT, "-serve-churn-runtime")
     email = f"{account.inputs['accountId']}@{prod.settings.gcp_project}.iam.gserviceaccount.com"
     member = f"serviceAccount:{email}"
     assert 6 <= len(account.inputs["accountId"]) <= 30
@@ -213,9 +213,11 @@ def test_no_capture_means_no_logging_and_a_registry_model_is_taken_by_name() -> 
     }
     assert deployment.inputs["labels"] == {}
     # Neither artifact nor image: the account reads no bucket and pulls from no repository.
-    member = f"serviceAccount:{one(plan, ACCOUNT).inputs['accountId']}@"
+    member = f"serviceAccount:{one(plan, ACCOUNT, '-serve-churn-runtime').inputs['accountId']}@"
     assert [g for g in of_type(plan, BUCKET_GRANT) if g.inputs["member"].startswith(member)] == []
-    assert of_type(plan, REPOSITORY_GRANT) == []
+    assert [
+        g for g in of_type(plan, REPOSITORY_GRANT) if g.inputs["member"].startswith(member)
+    ] == []
 
 
 def test_serving_waits_for_its_apis(dev) -> None:

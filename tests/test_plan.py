@@ -73,7 +73,7 @@ def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> N
         first = (tmp_path / "a" / f"aws-dev.{suffix}").read_bytes()
         assert first == (tmp_path / "b" / f"aws-dev.{suffix}").read_bytes()
     line = result.stdout.strip()
-    assert line.startswith("aws-dev: 106 resources, 0 mandatory / 0 advisory violations, ")
+    assert line.startswith("aws-dev: 117 resources, 0 mandatory / 0 advisory violations, ")
     assert line.endswith(" s")
 
 
@@ -120,7 +120,11 @@ def test_a_stack_file_name_or_path_names_its_stack(stacks: Path, tmp_path: Path)
     assert stackfiles.stack_name("stacks/Pulumi.gcp-prod.yaml") == "gcp-prod"
     out = tmp_path / "plan"
     assert main(["--stack", str(stacks / "Pulumi.gcp-prod.yaml"), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["gcp-prod.json", "gcp-prod.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "gcp-prod.cost.json",
+        "gcp-prod.json",
+        "gcp-prod.md",
+    ]
 
 
 def test_a_stack_that_fails_to_plan_leaves_no_plan_and_gone_stacks_leave_none(
@@ -155,7 +159,7 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
 
     text = render(planned("aws-prod"))
     assert text.startswith("## Plan: `aws-prod` (aws, prod, eu-west-1)")
-    assert "**110 resources** to create (the stack included" in text
+    assert "**133 resources** to create (the stack included" in text
     assert "policies: **pass** (0 mandatory, 0 advisory violations)" in text
     assert (
         "| `mlops-aws-prod-lake-raw` | `aws:s3/bucket:Bucket` | autonamed (suffix at create) "

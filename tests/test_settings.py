@@ -560,8 +560,6 @@ def test_every_problem_of_a_file_is_reported_at_once() -> None:
     pools = {"tpu-pool": {"kind": "tpu", "type": "v5e"}}
     assert _error(**{"mlops:acceleratorPools": pools}).splitlines() == [
         f"{F}: mlops:acceleratorPools.tpu-pool.kind: tpu is not offered on aws (offered on gcp)",
-        f"{F}: mlops:acceleratorPools: is validated but not provisioned by this release; remove "
-        "it until it is",
     ]
     # The README's example stack file moved to Azure: four refusals, one run.
     registries = {"containers": {"keepLastImages": 5, "immutableTags": True, "scanOnPush": True}}

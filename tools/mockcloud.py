@@ -29,6 +29,12 @@ _GCP_API = "https://www.googleapis.com/compute/v1/"
 _GCP_COMPUTE_PATHS = {
     "gcp:compute/network:Network": "projects/{project}/global/networks/{n}",
     "gcp:compute/subnetwork:Subnetwork": "projects/{project}/regions/{region}/subnetworks/{n}",
+    "gcp:compute/instanceTemplate:InstanceTemplate": (
+        "projects/{project}/global/instanceTemplates/{n}"
+    ),
+    "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager": (
+        "projects/{project}/regions/{region}/instanceGroupManagers/{n}"
+    ),
 }
 # Other resources the platform references by id, shaped as the provider shapes them.
 _GCP_PATHS = {
@@ -39,6 +45,7 @@ _GCP_PATHS = {
     "gcp:logging/projectBucketConfig:ProjectBucketConfig": (
         "projects/{project}/locations/{location}/buckets/{bucketId}"
     ),
+    "gcp:pubsub/topic:Topic": "projects/{project}/topics/{n}",
     "gcp:serviceaccount/account:Account": (
         "projects/{project}/serviceAccounts/{accountId}@{project}.iam.gserviceaccount.com"
     ),
@@ -242,6 +249,11 @@ class CloudMocks(Mocks):
         if typ == "aws:ecr/repository:Repository":
             repo = state.get("name", name)
             extra["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}"
+        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            # A new template's first version.
+            extra["latestVersion"] = 1
+        if typ == "aws:iam/instanceProfile:InstanceProfile":
+            extra["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{extra['name']}"
         return name, extra
 
     def _gcp(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:

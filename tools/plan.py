@@ -3,9 +3,11 @@
     python -m tools.plan --out build/plan [--stack NAME ...]
 
 Writes <out>/<stack>.json in the shape of `pulumi preview --json` (plus the
-offline `policyViolations` list) and <out>/<stack>.md, the report a pull
-request shows. Exit status: 0 clean, 1 a mandatory policy violation, 2 a
-settings error (one line on stderr, nothing written for that stack).
+offline `policyViolations` list), <out>/<stack>.md, the report a pull
+request shows, and <out>/<stack>.cost.json, the monthly cost of its endpoints
+and pools (tools/cost.py). Exit status: 0 clean, 1 a mandatory policy
+violation, 2 a settings error (one line on stderr, nothing written for that
+stack).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pulumi.runtime.stack import wait_for_rpcs  # noqa: E402
 from pulumi.runtime.sync_await import _sync_await  # noqa: E402
 
 from infra.settings import PlatformSettings, SettingsError, load  # noqa: E402
-from tools import report, stackfiles  # noqa: E402
+from tools import cost, report, stackfiles  # noqa: E402
 from tools.mockcloud import CloudMocks, RecordingMonitor, Registration  # noqa: E402
 from tools.policy_run import Finding, evaluate  # noqa: E402
 
@@ -155,16 +157,23 @@ def plan_stack(stack: str) -> StackPlan:
     return plan_values(stack, stackfiles.stack_values(stack))
 
 
+# The cost estimate beside the plan: the plan itself keeps the shape of `pulumi preview --json`.
+COST_SUFFIX = "cost.json"
+
+
 def write(plan: StackPlan, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     body = json.dumps(plan.preview_json(), indent=2, sort_keys=True) + "\n"
     (out / f"{plan.stack}.json").write_text(body)
-    (out / f"{plan.stack}.md").write_text(report.render(plan))
+    estimate = cost.estimate(plan.settings)
+    figures = json.dumps(estimate.as_json(), indent=2, sort_keys=True) + "\n"
+    (out / f"{plan.stack}.{COST_SUFFIX}").write_text(figures)
+    (out / f"{plan.stack}.md").write_text(report.render(plan, estimate))
 
 
 def forget(out: Path, stack: str) -> None:
     """Remove a stack's plan files: a stack that fails to plan leaves none behind."""
-    for suffix in ("json", "md"):
+    for suffix in ("json", "md", COST_SUFFIX):
         (out / f"{stack}.{suffix}").unlink(missing_ok=True)
 
 
@@ -172,8 +181,11 @@ def prune(out: Path, stacks: list[str]) -> None:
     """Remove the plans of stacks whose files no longer exist."""
     if out.is_dir():
         for path in sorted(out.glob("*.json")):
-            if path.stem not in stacks:
+            if not path.name.endswith(f".{COST_SUFFIX}") and path.stem not in stacks:
                 forget(out, path.stem)
+        for path in sorted(out.glob(f"*.{COST_SUFFIX}")):
+            if path.name.removesuffix(f".{COST_SUFFIX}") not in stacks:
+                path.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_policies.catalog import NAME_PROPERTY, STATEFUL_TYPES
 
+from tools.cost import HOURS_PER_MONTH, CostLine, CostReport, Total, estimate, money
+
 if TYPE_CHECKING:
     from infra.settings import EndpointSettings
     from tools.mockcloud import Registration
@@ -81,6 +83,78 @@ def _endpoints(plan: StackPlan) -> list[str]:
     return [*lines, ""]
 
 
+UNKNOWN_PRICE = "price unknown"
+
+
+def _hourly(amount: float | None, currency: str) -> str:
+    return UNKNOWN_PRICE if amount is None else money(amount, currency, places=4)
+
+
+def _monthly(amount: float | None, currency: str) -> str:
+    return UNKNOWN_PRICE if amount is None else money(amount, currency)
+
+
+def _spot(line: CostLine, currency: str) -> str:
+    if not line.spot:
+        return "—"
+    if line.spot_hourly is None:
+        return "spot price unknown"
+    discount = line.spot_discount
+    off = f" ({discount:.0%} off)" if discount is not None else ""
+    return money(line.spot_hourly, currency, places=4) + off
+
+
+def _cost_total(total: Total, currency: str) -> str:
+    if total.amount is None:
+        return UNKNOWN_PRICE
+    amount = money(total.amount, currency)
+    return f"at least {amount} (partial)" if total.partial else amount
+
+
+def _cost(cost: CostReport) -> list[str]:
+    """Endpoints and pools priced at min and max scale, with the table's source and date."""
+    currency = cost.currency
+    lines = [
+        "### Cost",
+        "",
+        f"Compute of every endpoint replica and pool node, {HOURS_PER_MONTH} hours a month, "
+        f"{currency}; spot pools at their spot price, GCP nodes as machine plus accelerators, "
+        "TPU slices per chip.",
+        "",
+    ]
+    if not cost.lines:
+        lines += ["No endpoints or accelerator pools: no compute to price.", ""]
+    else:
+        lines += [
+            "| name | kind | type | replicas / nodes | on-demand per hour | spot per hour "
+            "| a month at min | a month at max |",
+            "|---|---|---|--:|--:|--:|--:|--:|",
+        ]
+        for line in cost.lines:
+            machine = f"`{line.type}`" + (f" + {line.accelerator}" if line.accelerator else "")
+            lines.append(
+                f"| `{line.name}` | {line.kind} | {machine} | {line.min_count} to {line.max_count} "
+                f"| {_hourly(line.on_demand_hourly, currency)} | {_spot(line, currency)} "
+                f"| {_monthly(line.monthly_at_min, currency)} "
+                f"| {_monthly(line.monthly_at_max, currency)} |"
+            )
+        lines += [
+            "",
+            f"**Total a month: {_cost_total(cost.at_min, currency)} at min scale, "
+            f"{_cost_total(cost.at_max, currency)} at max scale.**",
+            "",
+        ]
+    if cost.missing:
+        lines += ["Totals are partial; no price for:", "", *(f"- {m}" for m in cost.missing), ""]
+    prices = cost.prices
+    lines += [f"Prices: `{prices.file}`, taken {prices.taken}, from {prices.source}.", ""]
+    for role, catalog in (("endpoint", prices.endpoint), ("pool", prices.pool)):
+        as_of = f", figures as of {catalog.as_of}" if catalog.as_of else ""
+        copied = f", copied from {catalog.copied_from}" if catalog.copied_from else ""
+        lines.append(f"- {role} prices: {catalog.service}, {catalog.source}{as_of}{copied}")
+    return [*lines, ""]
+
+
 def _outputs(outputs: dict[str, Any]) -> list[str]:
     lines = ["| output | value |", "|---|---|"]
     for key in sorted(outputs):
@@ -89,8 +163,9 @@ def _outputs(outputs: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(plan: StackPlan) -> str:
+def render(plan: StackPlan, cost: CostReport | None = None) -> str:
     regs = plan.registrations
+    cost = cost if cost is not None else estimate(plan.settings)
     counts = Counter(r.type for r in regs)
     stateful = sorted((r for r in regs if r.type in STATEFUL_TYPES), key=lambda r: r.urn)
     s = plan.settings
@@ -107,6 +182,7 @@ def render(plan: StackPlan) -> str:
         *_policy_section(plan),
         "",
         *_endpoints(plan),
+        *_cost(cost),
         "### Stateful resources",
         "",
         "| resource | type | name in the cloud | protect | retainOnDelete |",

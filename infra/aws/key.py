@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -58,9 +59,43 @@ DELETION_WINDOW_DAYS = 30
 class PlatformKeyArgs:
     baseline: Baseline
     account: AwsAccount
+    # Let EC2 Auto Scaling launch nodes whose volumes the key encrypts (pools).
+    autoscaling: bool = False
 
 
-def key_policy(account: AwsAccount) -> pulumi.Output[str]:
+def _autoscaling(account: AwsAccount) -> list[dict[str, Any]]:
+    """EC2 Auto Scaling launches a pool's nodes as its service-linked role, which
+    must use the key for their encrypted volumes. KMS refuses a policy naming a
+    role that does not exist: the role exists once the account has had an auto
+    scaling group (or `aws iam create-service-linked-role --aws-service-name
+    autoscaling.amazonaws.com`)."""
+    role = pulumi.Output.concat(
+        "arn:",
+        account.partition,
+        ":iam::",
+        account.account_id,
+        ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+    )
+    return [
+        {
+            "Sid": "AutoScalingUsesKeyForNodeVolumes",
+            "Effect": "Allow",
+            "Principal": {"AWS": role},
+            "Action": USAGE_ACTIONS,
+            "Resource": "*",
+        },
+        {
+            "Sid": "AutoScalingGrantsEc2TheKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": role},
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": True}},
+        },
+    ]
+
+
+def key_policy(account: AwsAccount, autoscaling: bool = False) -> pulumi.Output[str]:
     root = account.root_principal()
     # CloudWatch Logs encrypts a log group as its own service principal, not on
     # a caller's behalf, so kms:ViaService does not cover it; the encryption
@@ -125,6 +160,7 @@ def key_policy(account: AwsAccount) -> pulumi.Output[str]:
         logs,
         publishers,
         trail,
+        *(_autoscaling(account) if autoscaling else []),
     )
 
 
@@ -148,7 +184,7 @@ class PlatformKey(pulumi.ComponentResource):
             enable_key_rotation=True,
             rotation_period_in_days=ROTATION_DAYS,
             deletion_window_in_days=DELETION_WINDOW_DAYS,
-            policy=key_policy(args.account),
+            policy=key_policy(args.account, autoscaling=args.autoscaling),
             tags=dict(baseline.tags),
             # Was `<name>-key`: the alias keeps the key through the rename.
             opts=baseline.stateful(self, aliases=[pulumi.Alias(name=f"{name}-key")]),

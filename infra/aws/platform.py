@@ -12,6 +12,7 @@ from infra.aws.identity import PlatformRoles, PlatformRolesArgs
 from infra.aws.key import PlatformKey, PlatformKeyArgs
 from infra.aws.lake import DataLake, DataLakeArgs
 from infra.aws.network import Network, NetworkArgs, network_outputs
+from infra.aws.pool import AcceleratorPool, AcceleratorPoolArgs
 from infra.aws.registry import (
     ContainerRegistry,
     ContainerRegistryArgs,
@@ -27,7 +28,10 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
     baseline = Baseline.from_settings(settings)
     namer = baseline.namer
     account = AwsAccount.lookup(settings.region)
-    key = PlatformKey(namer.name("key"), PlatformKeyArgs(baseline, account))
+    key = PlatformKey(
+        namer.name("key"),
+        PlatformKeyArgs(baseline, account, autoscaling=bool(settings.accelerator_pools)),
+    )
     roles = PlatformRoles(namer.name("roles"), PlatformRolesArgs(baseline, account))
     lake = DataLake(
         namer.name("lake"),
@@ -130,4 +134,24 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
     }
     if endpoints:
         outputs["endpointNames"] = {n: e.endpoint.name for n, e in endpoints.items()}
+    pools = {
+        name: AcceleratorPool(
+            namer.name("pool", name),
+            AcceleratorPoolArgs(
+                baseline=baseline,
+                account=account,
+                pool=name,
+                settings=pool,
+                vpc_id=network.vpc.id,
+                subnet_ids=network.subnet_ids,
+                vpc_cidr=settings.network.cidr,
+                encryption=key.encryption,
+                bucket_arns=lake.bucket_arns,
+                repository_arns=list(containers.repository_arns.values()),
+            ),
+        )
+        for name, pool in sorted(settings.accelerator_pools.items())
+    }
+    if pools:
+        outputs["acceleratorPools"] = {n: p.group.name for n, p in pools.items()}
     return outputs

@@ -22,6 +22,7 @@ from infra.azure.key import PlatformKey, PlatformKeyArgs
 from infra.azure.lake import DataLake, DataLakeArgs
 from infra.azure.ml import MlWorkspace, MlWorkspaceArgs
 from infra.azure.network import Network, NetworkArgs, PrivateService, network_outputs
+from infra.azure.pool import AcceleratorPool, AcceleratorPoolArgs
 from infra.azure.registry import (
     ContainerRegistry,
     ContainerRegistryArgs,
@@ -60,7 +61,7 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
         ),
     )
     workspace = None
-    if settings.endpoints:
+    if settings.endpoints or settings.accelerator_pools:
         workspace = MlWorkspace(
             namer.name("ml"),
             MlWorkspaceArgs(
@@ -129,6 +130,21 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
         model_registry = namer.name("models", kind="azure-resource")
     if workspace is not None:
         outputs["mlWorkspaceName"] = workspace.workspace.name
+        pools = {
+            name: AcceleratorPool(
+                namer.name("pool", name),
+                AcceleratorPoolArgs(
+                    baseline=baseline,
+                    context=context,
+                    pool=name,
+                    settings=pool,
+                    workspace=workspace,
+                ),
+            )
+            for name, pool in sorted(settings.accelerator_pools.items())
+        }
+        if pools:
+            outputs["acceleratorPools"] = {n: p.cluster.name for n, p in pools.items()}
         endpoints = {
             name: ModelEndpoint(
                 namer.name("serve", name),
@@ -151,7 +167,8 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
             )
             for name, endpoint in sorted(settings.endpoints.items())
         }
-        outputs["endpointNames"] = {n: e.endpoint.name for n, e in endpoints.items()}
+        if endpoints:
+            outputs["endpointNames"] = {n: e.endpoint.name for n, e in endpoints.items()}
     return outputs
 
 

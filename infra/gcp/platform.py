@@ -19,6 +19,7 @@ from infra.gcp.endpoint import ModelEndpoint, ModelEndpointArgs, Serving, Servin
 from infra.gcp.key import PlatformKey, PlatformKeyArgs
 from infra.gcp.lake import DataLake, DataLakeArgs
 from infra.gcp.network import Network, NetworkArgs, network_outputs
+from infra.gcp.pool import AcceleratorPool, AcceleratorPoolArgs, PoolAgents, PoolAgentsArgs
 from infra.gcp.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.gcp.services import ProjectServices, ProjectServicesArgs
 from infra.settings import PlatformSettings
@@ -36,6 +37,7 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
             baseline=baseline,
             container_scanning=containers.scan_on_push,
             serving=bool(settings.endpoints),
+            pool_kinds=frozenset(p.kind for p in settings.accelerator_pools.values()),
         ),
     )
     key = PlatformKey(baseline.namer.name("key"), PlatformKeyArgs(baseline, requires=[services]))
@@ -72,6 +74,17 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
         outputs["lakeAccessLogBucket"] = lake.logs.name
     if settings.registries.models.enabled:
         outputs["modelRegistry"] = f"projects/{project.project_id}/locations/{project.region}"
+    if settings.accelerator_pools:
+        outputs["acceleratorPools"] = _pools(
+            settings,
+            baseline=baseline,
+            project=project,
+            services=services,
+            key=key,
+            network=network,
+            lake=lake,
+            registry=registry,
+        )
     audit = AuditLogs(
         baseline.namer.name("audit"),
         AuditLogsArgs(
@@ -151,3 +164,45 @@ def _endpoints(
         for name, endpoint in sorted(settings.endpoints.items())
     }
     return {name: endpoint.endpoint.id for name, endpoint in endpoints.items()}
+
+
+def _pools(
+    settings: PlatformSettings,
+    *,
+    baseline: Baseline,
+    project: GcpProject,
+    services: ProjectServices,
+    key: PlatformKey,
+    network: Network,
+    lake: DataLake,
+    registry: ContainerRegistry,
+) -> dict[str, Any]:
+    agents = None
+    if any(pool.kind == "gpu" for pool in settings.accelerator_pools.values()):
+        agents = PoolAgents(
+            baseline.namer.name("pools"),
+            PoolAgentsArgs(
+                baseline=baseline, project=project, encryption=key.encryption, requires=[services]
+            ),
+        )
+    pools = {
+        name: AcceleratorPool(
+            baseline.namer.name("pool", name),
+            AcceleratorPoolArgs(
+                baseline=baseline,
+                project=project,
+                pool=name,
+                settings=pool,
+                network_id=network.vpc.id,
+                subnet_id=network.subnets["workload"].id,
+                zones=network.zone_names,
+                encryption=key.encryption,
+                bucket_names=lake.bucket_names,
+                repositories=registry.repositories,
+                requires=[services],
+                agents=agents,
+            ),
+        )
+        for name, pool in sorted(settings.accelerator_pools.items())
+    }
+    return {name: pool.summary for name, pool in pools.items()}

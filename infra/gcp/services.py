@@ -23,6 +23,13 @@ NETWORK_CONNECTIVITY_API = "networkconnectivity.googleapis.com"
 MONITORING_API = "monitoring.googleapis.com"
 IAM_API = "iam.googleapis.com"
 LOGGING_API = "logging.googleapis.com"
+PUBSUB_API = "pubsub.googleapis.com"
+TPU_API = "tpu.googleapis.com"
+# Accelerator pools: GPU groups scale on a Pub/Sub job queue; TPUs have their own API.
+POOL_APIS = {
+    "gpu": (PUBSUB_API, MONITORING_API, IAM_API),
+    "tpu": (TPU_API, MONITORING_API, IAM_API),
+}
 SERVING_APIS = (AIPLATFORM_API, BIGQUERY_API, NETWORK_CONNECTIVITY_API, MONITORING_API, IAM_API)
 
 
@@ -31,13 +38,16 @@ class ProjectServicesArgs:
     baseline: Baseline
     container_scanning: bool
     serving: bool = False
+    # The kinds of the stack's accelerator pools (gpu, tpu).
+    pool_kinds: frozenset[str] = frozenset()
 
 
 class ProjectServices(pulumi.ComponentResource):
     """Enables Cloud KMS, Cloud Storage, Artifact Registry, Compute Engine (the network),
     Cloud Logging (the audit trail),
     Container Scanning (when images are scanned) and, for a stack with endpoints,
-    Vertex AI, BigQuery, Network Connectivity, Cloud Monitoring and IAM in the stack's
+    Vertex AI, BigQuery, Network Connectivity, Cloud Monitoring and IAM, and for pools
+    Pub/Sub (GPU job queues) and Cloud TPU, in the stack's
     project, so a fresh project deploys in one run.
     Destroying the stack leaves the APIs on: other workloads in the project may use them."""
 
@@ -50,6 +60,9 @@ class ProjectServices(pulumi.ComponentResource):
             apis.append(CONTAINER_SCANNING_API)
         if args.serving:
             apis.extend(SERVING_APIS)
+        for kind in sorted(args.pool_kinds):
+            apis.extend(POOL_APIS.get(kind, ()))
+        apis = list(dict.fromkeys(apis))
         self.services = {
             api: gcp.projects.Service(
                 f"{name}-{api.split('.', 1)[0]}",

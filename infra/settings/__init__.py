@@ -18,6 +18,7 @@ from infra.settings.loader import load
 from infra.settings.models import (
     CLOUDWATCH_RETENTION_DAYS,
     NAME_RULE,
+    AcceleratorPoolSettings,
     AlertSettings,
     AuditSettings,
     BaselineRef,
@@ -32,6 +33,7 @@ from infra.settings.models import (
 __all__ = [
     "CLOUDWATCH_RETENTION_DAYS",
     "NAME_RULE",
+    "AcceleratorPoolSettings",
     "AlertSettings",
     "AuditSettings",
     "BaselineRef",

@@ -34,7 +34,6 @@ from infra.catalogs import (
 )
 from infra.settings.errors import NAMESPACE, SettingsError, stack_file
 from infra.settings.models import (
-    ACCELERATOR_CLOUDS,
     AWS_VPC_PREFIXES,
     AZURE_FLOW_LOG_RETENTION_DAYS,
     CLOUDWATCH_RETENTION_DAYS,
@@ -46,6 +45,7 @@ from infra.settings.models import (
     EndpointSettings,
     ProjectSettings,
 )
+from infra.settings.pools import check_pool
 
 # Namespaces a stack file may hold besides the providers': the program's own
 # and the engine's (`pulumi:tags`, `pulumi:disable-default-providers`).
@@ -551,19 +551,7 @@ def _check_cloud_support(
     if cloud == "azure":
         yield from _check_azure(stack, project)
     for name, pool in sorted(project.accelerator_pools.items()):
-        if cloud not in ACCELERATOR_CLOUDS[pool.kind]:
-            yield SettingsError(
-                stack_file(stack),
-                f"{NAMESPACE}acceleratorPools.{name}.kind",
-                f"{pool.kind} is not offered on {cloud} "
-                f"(offered on {', '.join(sorted(ACCELERATOR_CLOUDS[pool.kind]))})",
-            )
-    if project.accelerator_pools:
-        yield SettingsError(
-            stack_file(stack),
-            f"{NAMESPACE}acceleratorPools",
-            "is validated but not provisioned by this release; remove it until it is",
-        )
+        yield from check_pool(stack, cloud, name, pool)
     for name, endpoint in sorted(project.endpoints.items()):
         yield from _check_endpoint(stack, cloud, project, name, endpoint)
     yield from _check_audit(stack, cloud, project)

@@ -484,17 +484,45 @@ class AuditSettings(Model):
     activity_log: bool = True
 
 
+TPU_TOPOLOGY = r"^[1-9][0-9]{0,2}(x[1-9][0-9]{0,2}){1,2}$"
+
+
 class AcceleratorPoolSettings(Model):
+    """Nodes with accelerators for training and batch work, idle at `minNodes`
+    (0 by default: nothing runs, nothing is billed for compute)."""
+
     kind: AcceleratorKind
+    # AWS: an EC2 instance type (g5.xlarge, inf2.xlarge, trn1.32xlarge); GCP: a
+    # machine type (g2-standard-8, a2-highgpu-1g, n1-standard-8 with `accelerator`)
+    # or, for TPUs, a TPU type (v5litepod-8); Azure: a VM size (Standard_NC4as_T4_v3).
     type: Annotated[str, Field(min_length=1)]
+    # GCP N1 machine types only: the GPUs attached to each node.
+    accelerator: EndpointAccelerator | None = None
+    # TPUs: the slice's topology (2x4); the TPU type's default when left out.
+    topology: Annotated[str, _matches("TPU topology", TPU_TOPOLOGY, "like 2x4 or 2x2x2")] | None = (
+        None
+    )
     min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
     max_nodes: Annotated[int, Field(ge=1, le=1000)] = 1
+    # Spot (AWS), Spot VMs (GCP), low priority (Azure): cheaper, reclaimable.
     spot: bool = False
+    # AWS spot: more instance types the pool may run, for capacity.
+    alternative_types: Annotated[list[str], Field(max_length=10)] = []
+    # A capacity reservation to run in: AWS `cr-...`, a GCP reservation name.
+    capacity_reservation: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    # What the nodes boot: AWS an SSM parameter naming an AMI, GCP an image
+    # (family) or a TPU runtime version; each kind has a default.
+    image: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    disk_gb: Annotated[int, Field(ge=50, le=16_000)] = 200
+    # Azure: how long a node stays idle before the cluster scales it in.
+    idle_minutes: Annotated[int, Field(ge=1, le=1440)] = 10
 
     @model_validator(mode="after")
     def _bounds(self) -> AcceleratorPoolSettings:
         if self.max_nodes < self.min_nodes:
             raise ValueError(f"maxNodes ({self.max_nodes}) is below minNodes ({self.min_nodes})")
+        if self.alternative_types and not self.spot:
+            raise ValueError("alternativeTypes apply to spot pools (spot: true)")
         return self
 
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ from tools.plandiff.compare import (
     diff_plans,
     failed_plan,
 )
+from tools.plandiff.costs import cost_change
 from tools.plandiff.model import (
     REPO_ROOT,
+    STATUS_NEW,
     StackDiff,
 )
 from tools.plandiff.report import (
@@ -84,6 +86,8 @@ class Planned:
 
     plan: Mapping[str, Any] | None
     error: str = ""
+    # The planner's `<stack>.cost.json` beside the plan, where it wrote one.
+    cost: Mapping[str, Any] | None = None
 
 
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -136,10 +140,18 @@ def run_planner(cwd: Path, out: Path, stacks: Sequence[str]) -> dict[str, Planne
     for stack in stacks:
         path = out / f"{stack}.json"
         if path.is_file():
-            results[stack] = Planned(json.loads(path.read_text(encoding="utf-8")))
+            plan = json.loads(path.read_text(encoding="utf-8"))
+            results[stack] = Planned(plan, cost=_cost_figures(out / f"{stack}.cost.json"))
         else:
             results[stack] = Planned(None, _error_for(stack, done.stderr, done.returncode))
     return results
+
+
+def _cost_figures(path: Path) -> Mapping[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _selected(requested: Sequence[str], head: Sequence[str], base: Sequence[str]) -> list[str]:
@@ -158,8 +170,16 @@ def _stack_diff(
     if head is not None and head.plan is None:
         return failed_plan(stack, "head", head.error, None)
     if base is not None and base.plan is None:
-        return failed_plan(stack, "base", base.error, head.plan if head else None)
-    return diff_plans(stack, base.plan if base else None, head.plan if head else None, stateful)
+        found = failed_plan(stack, "base", base.error, head.plan if head else None)
+    else:
+        before = base.plan if base else None
+        found = diff_plans(stack, before, head.plan if head else None, stateful)
+    change = cost_change(
+        base.cost if base else None,
+        head.cost if head else None,
+        new_stack=base is None and found.status == STATUS_NEW,
+    )
+    return replace(found, cost=change)
 
 
 def plan_diff(

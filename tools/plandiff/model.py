@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tools.plandiff.costs import CostChange
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The pseudo-property of a resource renamed with an alias: its state moves, the
@@ -117,6 +120,8 @@ class StackDiff:
     warnings: tuple[Finding, ...] = ()
     violations: tuple[Violation, ...] = ()
     detail: str = ""
+    # The monthly cost from base to head; None where the head has no cost figures.
+    cost: CostChange | None = None
 
     def count(self, level: str) -> int:
         return sum(1 for v in self.violations if v.level == level)

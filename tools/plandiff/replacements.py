@@ -151,6 +151,63 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
         "workspaceName",
     ),
     "pulumi-python:dynamic/azure:OnlineEndpointTraffic": ("endpointId",),
+    # Accelerator pools (AWS). A template change is a new version of the same
+    # template; the group takes it in place.
+    "aws:ec2/launchTemplate:LaunchTemplate": ("name", "namePrefix"),
+    "aws:autoscaling/group:Group": ("initialLifecycleHooks", "name", "namePrefix"),
+    "aws:ec2/placementGroup:PlacementGroup": ("name", "partitionCount", "spreadLevel", "strategy"),
+    "aws:iam/instanceProfile:InstanceProfile": ("name", "namePrefix", "path"),
+    # Accelerator pools (GCP; ForceNew in terraform-provider-google-beta 7.45). A
+    # template is immutable (its labels too, through effective_labels); a new one
+    # reaches the group in place. A group replaced loses its nodes and their jobs.
+    "gcp:compute/instanceTemplate:InstanceTemplate": (
+        "description",
+        "disks",
+        "guestAccelerators",
+        "labels",
+        "machineType",
+        "metadata",
+        "name",
+        "namePrefix",
+        "networkInterfaces",
+        "project",
+        "reservationAffinity",
+        "scheduling",
+        "serviceAccount",
+        "shieldedInstanceConfig",
+        "tags",
+    ),
+    "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager": (
+        "baseInstanceName",
+        "description",
+        "distributionPolicyZones",
+        "name",
+        "project",
+        "region",
+    ),
+    "gcp:compute/regionAutoscaler:RegionAutoscaler": ("name", "project", "region"),
+    "gcp:tpu/v2Vm:V2Vm": (
+        "acceleratorConfig",
+        "acceleratorType",
+        "cidrBlock",
+        "name",
+        "networkConfig",
+        "networkConfigs",
+        "project",
+        "runtimeVersion",
+        "schedulingConfig",
+        "serviceAccount",
+        "shieldedInstanceConfig",
+        "zone",
+    ),
+    "gcp:pubsub/topic:Topic": ("name", "project"),
+    "gcp:pubsub/subscription:Subscription": (
+        "enableMessageOrdering",
+        "filter",
+        "name",
+        "project",
+        "topic",
+    ),
 }
 
 

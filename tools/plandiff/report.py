@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from tools.cost import HOURS_PER_MONTH
+from tools.plandiff.costs import cost_summary, scale_change
 from tools.plandiff.model import (
     MISSING,
     STATUS_HEAD_FAILED,
@@ -92,6 +94,27 @@ def _summary_table(diffs: Sequence[StackDiff]) -> list[str]:
     ]
 
 
+def _cost_lines(diffs: Sequence[StackDiff]) -> list[str]:
+    """Base → head a month at min and max scale, for the stacks whose head has cost figures."""
+    rows = [
+        f"| {code(d.stack)} | {scale_change(d.cost, 'min')} | {scale_change(d.cost, 'max')} |"
+        for d in diffs
+        if d.cost is not None
+    ]
+    if not rows:
+        return []
+    return [
+        "### Monthly cost",
+        "",
+        f"Compute of endpoints and accelerator pools, base → head, {HOURS_PER_MONTH} hours a month "
+        "(from each side's `<stack>.cost.json`).",
+        "",
+        "| Stack | At min scale | At max scale |",
+        "|---|--:|--:|",
+        *rows,
+    ]
+
+
 def _notes(diffs: Sequence[StackDiff]) -> list[str]:
     return [f"- {code(d.stack)}: {d.status}: {_prose(d.detail)}" for d in diffs if d.detail]
 
@@ -170,6 +193,9 @@ def render_report(diffs: Sequence[StackDiff], base_label: str) -> str:
     notes = _notes(ordered)
     if notes:
         lines += [*notes, ""]
+    costs = _cost_lines(ordered)
+    if costs:
+        lines += [*costs, ""]
     lines += [*_warning_lines(ordered), ""]
     violations = _violation_lines(ordered)
     if violations:
@@ -189,7 +215,10 @@ def summary_line(diff: StackDiff) -> str:
     )
     policy = f"policy {diff.count('mandatory')} mandatory / {diff.count('advisory')} advisory"
     detail = f" ({diff.detail})" if diff.detail else ""
-    return f"{diff.stack}: {diff.status}{detail}, {diff.resources} resources, {counts}{policy}"
+    cost = f", {cost_summary(diff.cost)}" if diff.cost is not None else ""
+    return (
+        f"{diff.stack}: {diff.status}{detail}, {diff.resources} resources, {counts}{policy}{cost}"
+    )
 
 
 def exit_status(diffs: Sequence[StackDiff]) -> int:

@@ -19,6 +19,7 @@ from mlops_policies.rules import (
     azure,
     gcp,
     operations,
+    pools,
     protection,
     serving,
     serving_azure,
@@ -38,6 +39,7 @@ MODULES: tuple[ModuleType, ...] = (
     serving_gcp,
     serving_azure,
     operations,
+    pools,
     tags,
     protection,
 )
@@ -152,7 +154,8 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         "",
     ),
     "serving-accelerators": (
-        "Model endpoints use only the accelerator classes the environment allows "
+        "Model endpoints and accelerator pools use only the accelerator classes the "
+        "environment allows "
         "(allowedAcceleratorClasses in policies/config/<env>.json), on every cloud.",
         "mandatory",
         "Choose an instance type with an allowed accelerator, or change the environment's "
@@ -174,6 +177,26 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         "mandatory",
         "A CloudTrail trail with log file validation on AWS, Data Access logs kept in a "
         "CMEK log bucket on GCP, audit diagnostic settings on Azure.",
+    ),
+    "node-no-public-ip": (
+        "Accelerator pool nodes have no public IP address.",
+        "mandatory",
+        "Nodes reach the platform's services privately; reach them through SSM or IAP.",
+    ),
+    "node-imdsv2": (
+        "AWS pool nodes answer only IMDSv2 (session tokens) on the instance metadata service.",
+        "mandatory",
+        "",
+    ),
+    "pool-scale-to-zero": (
+        "Dev accelerator pools keep no node running when idle (minNodes 0).",
+        "mandatory",
+        "",
+    ),
+    "pool-spot-in-dev": (
+        "Dev accelerator pools run on spot (low-priority) capacity.",
+        "advisory",
+        "",
     ),
     "stateful-protected": (
         "Resources that hold data or keys are protected from deletion.",

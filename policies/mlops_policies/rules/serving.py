@@ -29,7 +29,9 @@ Findings = Iterator[tuple[str, str]]
 
 
 def _prod(resource: Resource) -> bool:
-    return (resource.props.get("tags") or {}).get("environment") == "prod"
+    # A mapping; some types list their tags instead (an auto scaling group).
+    tags = resource.props.get("tags")
+    return isinstance(tags, Mapping) and tags.get("environment") == "prod"
 
 
 def _variants(config: Resource) -> list[Mapping[str, Any]]:

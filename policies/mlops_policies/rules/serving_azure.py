@@ -24,7 +24,9 @@ REQUIRED_METRICS = {"errors": "RequestsPerMinute", "latency": "RequestLatency_P9
 
 
 def _prod(resource: Resource) -> bool:
-    return (resource.props.get("tags") or {}).get("environment") == "prod"
+    # A mapping; some types list their tags instead (an auto scaling group).
+    tags = resource.props.get("tags")
+    return isinstance(tags, Mapping) and tags.get("environment") == "prod"
 
 
 # serving-encryption

@@ -25,7 +25,9 @@ REQUIRED_METRICS = {
 
 
 def _prod(resource: Resource) -> bool:
-    return (resource.props.get("labels") or {}).get("environment") == "prod"
+    # A mapping; some types list their tags instead (an auto scaling group).
+    tags = resource.props.get("labels")
+    return isinstance(tags, Mapping) and tags.get("environment") == "prod"
 
 
 def _endpoint_id(endpoint: Resource) -> str:
