@@ -136,7 +136,7 @@ def test_vertex_accelerators_follow_the_environment_list() -> None:
         endpoint, machineType="a3-highgpu-8g", acceleratorType="NVIDIA_H100_80GB"
     )
     assert list(serving_gcp.accelerators(h100, allowed)) == [
-        "a3-highgpu-8g (NVIDIA_H100_80GB: h100) is not an accelerator class this environment "
+        "a3-highgpu-8g + NVIDIA_H100_80GB (h100) is not an accelerator class this environment "
         "allows (l4, t4)"
     ]
     cpu = vertex_deployment(endpoint, machineType="n1-standard-4", acceleratorType=None)

@@ -53,6 +53,7 @@ from pulumi import dynamic
 from pulumi.runtime.rpc import UNKNOWN
 
 from infra.azure.arm import ArmProvider
+from infra.engine_values import whole
 
 STRATEGIES = ("allAtOnce", "canary", "linear")
 # Each rollout key with the smallest and largest value it takes.
@@ -80,17 +81,6 @@ ALARM_BOUNDS: dict[str, tuple[int, int | None]] = {
 }
 # Inputs whose change routes the traffic again; only another endpoint replaces.
 INPUTS = ("endpointId", "deployment", "endpointRevision", "rollout", "alarms")
-
-
-def whole(value: Any) -> int | None:
-    """`value` as an int when it is one (the engine delivers numbers as floats)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
 
 
 def _bounded(path: str, value: Any, low: int, high: int | None = None) -> list[tuple[str, str]]:

@@ -54,19 +54,6 @@ def parse_endpoint(name: str) -> EndpointName:
     return EndpointName(*match.groups())
 
 
-def whole(value: Any) -> int | None:
-    """`value` as an int if it is a whole number, else None. The engine hands a
-    dynamic provider every number as a float (10 arrives as 10.0), so an int
-    check alone would refuse, or skip, every number a real run passes."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
 class ApiError(RuntimeError):
     """A request the API refused, with its HTTP status."""
 

@@ -55,6 +55,7 @@ import pulumi
 from pulumi import dynamic
 from pulumi.runtime import rpc
 
+from infra.engine_values import whole
 from infra.gcp.vertex_api import (
     ALREADY_EXISTS,
     ENDPOINT_NAME,
@@ -65,7 +66,6 @@ from infra.gcp.vertex_api import (
     UnansweredError,
     VertexApiProvider,
     parse_endpoint,
-    whole,
 )
 
 # Vertex AI's autoscaling metrics (DedicatedResources.autoscalingMetricSpecs in v1).

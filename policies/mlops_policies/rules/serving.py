@@ -173,12 +173,16 @@ def accelerators(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]
         return
     for variant in _variants(resource):
         instance_type = str(variant.get("instanceType", ""))
-        kind = accelerator_class("aws", instance_type)
-        if kind is not None and kind not in allowed:
-            yield (
-                f"{instance_type} ({kind}) is not an accelerator class this environment "
-                f"allows ({', '.join(allowed) or 'none'})"
-            )
+        yield from not_allowed(instance_type, accelerator_class("aws", instance_type), allowed)
+
+
+def not_allowed(label: str, kind: str | None, allowed: Sequence[str]) -> Iterator[str]:
+    """The finding for an instance type whose accelerator class is not allowed."""
+    if kind is not None and kind not in allowed:
+        yield (
+            f"{label} ({kind}) is not an accelerator class this environment allows "
+            f"({', '.join(allowed) or 'none'})"
+        )
 
 
 RESOURCE_CHECKS = {

@@ -13,7 +13,12 @@ from typing import Any
 
 from mlops_policies.catalog import accelerator_class
 from mlops_policies.model import Resource, as_list, by_type, section
-from mlops_policies.rules.serving import ALLOWED_CLASSES, MIN_PROD_REPLICAS, Findings
+from mlops_policies.rules.serving import (
+    ALLOWED_CLASSES,
+    MIN_PROD_REPLICAS,
+    Findings,
+    not_allowed,
+)
 
 WORKSPACE = "azure-native:machinelearningservices:Workspace"
 ENDPOINT = "azure-native:machinelearningservices:OnlineEndpoint"
@@ -160,12 +165,7 @@ def accelerators(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]
     if resource.type != DEPLOYMENT or allowed is None:
         return
     size = str(section(resource.props, "properties").get("instanceType", ""))
-    kind = accelerator_class("azure", size, None)
-    if kind is not None and kind not in allowed:
-        yield (
-            f"{size} ({kind}) is not an accelerator class this environment allows "
-            f"({', '.join(allowed) or 'none'})"
-        )
+    yield from not_allowed(size, accelerator_class("azure", size, None), allowed)
 
 
 RESOURCE_CHECKS = {

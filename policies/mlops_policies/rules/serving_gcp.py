@@ -13,7 +13,12 @@ from typing import Any
 
 from mlops_policies.catalog import accelerator_class
 from mlops_policies.model import Resource, as_list, by_type, section
-from mlops_policies.rules.serving import ALLOWED_CLASSES, MIN_PROD_REPLICAS, Findings
+from mlops_policies.rules.serving import (
+    ALLOWED_CLASSES,
+    MIN_PROD_REPLICAS,
+    Findings,
+    not_allowed,
+)
 
 ENDPOINT = "gcp:vertex/aiEndpoint:AiEndpoint"
 DEPLOYMENT = "pulumi-python:dynamic/gcp:VertexModelDeployment"
@@ -143,12 +148,8 @@ def accelerators(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]
         return
     machine = str(resource.props.get("machineType", ""))
     accelerator = resource.props.get("acceleratorType") or None
-    kind = accelerator_class("gcp", machine, accelerator)
-    if kind is not None and kind not in allowed:
-        yield (
-            f"{machine} ({accelerator or kind}: {kind}) is not an accelerator class this "
-            f"environment allows ({', '.join(allowed) or 'none'})"
-        )
+    label = f"{machine} + {accelerator}" if accelerator else machine
+    yield from not_allowed(label, accelerator_class("gcp", machine, accelerator), allowed)
 
 
 RESOURCE_CHECKS = {
