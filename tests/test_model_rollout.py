@@ -57,7 +57,8 @@ def test_azure_ml_creates_a_new_deployment_and_moves_the_traffic() -> None:
         "image": (True, ("properties", "version")),
         "model": (True, ("properties", "version")),
         "deployment": (True, ("deploymentName",)),
-        "autoscale": (False, ()),
+        # A setting follows one deployment: a new one, made first.
+        "autoscale": (True, ("targetResourceUri",)),
         "traffic": (False, ()),
     }
     traffic = next(c for c in diff.changed if c.after.type.endswith("OnlineEndpointTraffic"))

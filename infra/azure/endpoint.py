@@ -519,7 +519,9 @@ class ModelEndpoint(pulumi.ComponentResource):
                 }
             ],
             tags=self._tags(),
-            opts=args.baseline.child(self),
+            # A setting follows one deployment: a new deployment gets a new setting
+            # (made first, autonamed), as ARM may refuse to re-point one in place.
+            opts=args.baseline.child(self, replace_on_changes=["targetResourceUri"]),
         )
 
     def _alerts(self, name: str) -> list[monitor.MetricAlert]:

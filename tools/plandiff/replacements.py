@@ -151,6 +151,8 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
         "workspaceName",
     ),
     "pulumi-python:dynamic/azure:OnlineEndpointTraffic": ("endpointId",),
+    # The platform asks for it (replaceOnChanges): a setting follows one deployment.
+    "azure-native:monitor:AutoscaleSetting": ("targetResourceUri",),
     # Accelerator pools (AWS). A template change is a new version of the same
     # template; the group takes it in place.
     "aws:ec2/launchTemplate:LaunchTemplate": ("name", "namePrefix"),
