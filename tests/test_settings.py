@@ -104,8 +104,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (
         "typo in a top-level key",
         {"mlops:colud": "aws"},
-        f"{F}: mlops:colud: unknown key (known keys: acceleratorPools, alerts, audit, cloud, "
-        "costCenter, endpoints, environment, lake, network, owner, registries)",
+        f"{F}: mlops:colud: unknown key (known keys: acceleratorPools, alerts, audit, ci, "
+        "cloud, costCenter, endpoints, environment, lake, network, owner, registries)",
     ),
     (
         "missing cloud",

@@ -11,12 +11,36 @@ import pulumi_aws as aws
 
 from infra.aws.context import AwsAccount, policy_document
 from infra.common import Baseline
+from infra.settings import CiSettings
+
+GITHUB_ISSUER = "token.actions.githubusercontent.com"
+STS_AUDIENCE = "sts.amazonaws.com"
 
 
 @dataclass(frozen=True)
 class PlatformRolesArgs:
     baseline: Baseline
     account: AwsAccount
+    # Who may publish images: the GitHub repositories of `mlops:ci`, if any.
+    ci: CiSettings | None = None
+
+
+def github_trust(provider_arn: pulumi.Input[str], subjects: list[str]) -> pulumi.Output[str]:
+    """Assumable with a GitHub Actions OIDC token for this audience and one of
+    these subjects only (`repo:<owner>/<name>:ref:refs/heads/main`, ...)."""
+    return policy_document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{GITHUB_ISSUER}:aud": STS_AUDIENCE,
+                    f"{GITHUB_ISSUER}:sub": sorted(subjects),
+                }
+            },
+        }
+    )
 
 
 def _trust(principal: dict[str, Any], account: AwsAccount) -> pulumi.Output[str]:
@@ -32,32 +56,54 @@ def _trust(principal: dict[str, Any], account: AwsAccount) -> pulumi.Output[str]
 
 
 class PlatformRoles(pulumi.ComponentResource):
-    """Two roles: `publisher` (assumable by principals of this account that IAM
-    allows to, e.g. CI) pushes images; `runtime` (assumable by SageMaker for
-    this account only) pulls them. Both may fetch an ECR login token, which ECR
-    only grants on `*` resources; everything else is granted by resource
-    policies on the registries themselves."""
+    """`runtime` (assumable by SageMaker for this account only) pulls images;
+    with `mlops:ci`, `publisher` pushes them, assumable only with a GitHub
+    Actions OIDC token from the default branch of the platform's repository or
+    of a publishing repository (no stored key, and no trust in the account's
+    root). Both may fetch an ECR login token, which ECR only grants on `*`;
+    everything else is granted by resource policies on the registries. The
+    account's GitHub OIDC provider is created here, or an existing one named."""
 
     def __init__(
         self, name: str, args: PlatformRolesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:aws:PlatformRoles", name, {}, opts)
         baseline, account = args.baseline, args.account
-        self.publisher = self._role(
-            f"{name}-publisher",
-            "Pushes container images to the platform registries",
-            _trust({"AWS": account.root_principal()}, account),
-            baseline,
-        )
+        self._baseline = baseline
+        self.publisher: aws.iam.Role | None = None
+        self.oidc_provider: pulumi.Output[str] | None = None
+        if args.ci is not None:
+            self.oidc_provider = self._oidc_provider(name, args.ci)
+            subjects = [
+                f"repo:{repository}:ref:refs/heads/main"
+                for repository in [args.ci.repository, *args.ci.publishers]
+            ]
+            self.publisher = self._role(
+                f"{name}-publisher",
+                "Pushes container images to the platform registries from GitHub Actions",
+                github_trust(self.oidc_provider, subjects),
+                baseline,
+            )
         self.runtime = self._role(
             f"{name}-runtime",
             "Runs training and inference with the platform's images and models",
             _trust({"Service": "sagemaker.amazonaws.com"}, account),
             baseline,
         )
-        self.register_outputs(
-            {"publisherRoleArn": self.publisher.arn, "runtimeRoleArn": self.runtime.arn}
+        self.register_outputs({"runtimeRoleArn": self.runtime.arn})
+
+    def _oidc_provider(self, name: str, ci: CiSettings) -> pulumi.Output[str]:
+        if ci.oidc_provider != "create":
+            return pulumi.Output.from_input(ci.oidc_provider)
+        provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-github",
+            url=f"https://{GITHUB_ISSUER}",
+            client_id_lists=[STS_AUDIENCE],
+            tags=dict(self._baseline.tags),
+            # One per account: the stack that made it keeps it.
+            opts=self._baseline.stateful(self),
         )
+        return provider.arn
 
     def _role(
         self, name: str, description: str, trust: pulumi.Output[str], baseline: Baseline

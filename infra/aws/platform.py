@@ -32,7 +32,7 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
         namer.name("key"),
         PlatformKeyArgs(baseline, account, autoscaling=bool(settings.accelerator_pools)),
     )
-    roles = PlatformRoles(namer.name("roles"), PlatformRolesArgs(baseline, account))
+    roles = PlatformRoles(namer.name("roles"), PlatformRolesArgs(baseline, account, ci=settings.ci))
     lake = DataLake(
         namer.name("lake"),
         DataLakeArgs(
@@ -70,9 +70,10 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
         "lakeBucketNames": lake.bucket_names,
         "lakeBucketArns": lake.bucket_arns,
         "containerRepositoryUrls": containers.repository_urls,
-        "publisherRoleArn": roles.publisher.arn,
         "runtimeRoleArn": roles.runtime.arn,
     }
+    if roles.publisher is not None:
+        outputs["publisherRoleArn"] = roles.publisher.arn
     if lake.logs is not None:
         outputs["lakeAccessLogBucket"] = lake.logs.bucket.bucket
     model_group = None

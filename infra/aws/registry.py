@@ -116,12 +116,20 @@ class ContainerRegistry(pulumi.ComponentResource):
                     "Principal": {"AWS": args.roles.runtime.arn},
                     "Action": PULL_ACTIONS,
                 },
-                {
-                    "Sid": "PublisherPushes",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": args.roles.publisher.arn},
-                    "Action": PUSH_ACTIONS,
-                },
+                # Without `mlops:ci` nobody is granted pushes here (IAM may still
+                # allow principals of the account).
+                *(
+                    [
+                        {
+                            "Sid": "PublisherPushes",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": args.roles.publisher.arn},
+                            "Action": PUSH_ACTIONS,
+                        }
+                    ]
+                    if args.roles.publisher is not None
+                    else []
+                ),
             ),
             opts=baseline.child(self),
         )

@@ -555,6 +555,12 @@ def _check_cloud_support(
     for name, endpoint in sorted(project.endpoints.items()):
         yield from _check_endpoint(stack, cloud, project, name, endpoint)
     yield from _check_audit(stack, cloud, project)
+    if project.ci is not None and cloud != "aws":
+        yield SettingsError(
+            stack_file(stack),
+            f"{NAMESPACE}ci",
+            f"is validated but not provisioned on {cloud} by this release; remove it until it is",
+        )
     if project.endpoints and not (project.alerts.emails or project.alerts.webhook):
         yield SettingsError(
             stack_file(stack),

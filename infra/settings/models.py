@@ -470,6 +470,29 @@ class AlertSettings(Model):
     webhook: Annotated[str, _matches("webhook", WEBHOOK, "an https:// URL")] | None = None
 
 
+REPOSITORY = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
+OIDC_PROVIDER_ARN = (
+    r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+)
+GitHubRepository = Annotated[str, _matches("GitHub repository", REPOSITORY, "owner/name")]
+
+
+class CiSettings(Model):
+    """The GitHub repositories whose workflows act on the stack through OIDC, with
+    no stored secret."""
+
+    # This platform's repository (`owner/name`).
+    repository: GitHubRepository
+    # Repositories whose default-branch workflows may push images to the stack's
+    # registries (teams calling the reusable publishing workflow).
+    publishers: Annotated[list[GitHubRepository], Field(max_length=20), _unique("repository")] = []
+    # AWS: an account has one GitHub OIDC provider. `create` makes it with the
+    # stack; an existing provider's ARN uses that one.
+    oidc_provider: Annotated[
+        str, _matches("OIDC provider", f"^create$|{OIDC_PROVIDER_ARN}", "create or its ARN")
+    ] = "create"
+
+
 class AuditSettings(Model):
     """The trail of who read or changed the lake, the registries, the keys and the models."""
 
@@ -555,6 +578,7 @@ class ProjectSettings(Model):
     endpoints: Annotated[dict[str, EndpointSettings], _named_map("endpoint")] = {}
     alerts: AlertSettings = AlertSettings()
     audit: AuditSettings = AuditSettings()
+    ci: CiSettings | None = None
     accelerator_pools: Annotated[
         dict[str, AcceleratorPoolSettings], _named_map("accelerator pool")
     ] = {}
@@ -577,6 +601,7 @@ class PlatformSettings(Model):
     endpoints: dict[str, EndpointSettings]
     alerts: AlertSettings
     audit: AuditSettings
+    ci: CiSettings | None = None
     accelerator_pools: dict[str, AcceleratorPoolSettings]
 
     @property

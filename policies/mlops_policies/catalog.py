@@ -28,6 +28,8 @@ STATEFUL_TYPES: frozenset[str] = frozenset(
         "gcp:bigquery/dataset:Dataset",
         # The audit trail.
         "gcp:logging/projectBucketConfig:ProjectBucketConfig",
+        # The account's trust in GitHub Actions, one per account.
+        "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
         # Its models, environments and datastores, and its encryption.
         "azure-native:machinelearningservices:Workspace",
     }
@@ -57,6 +59,7 @@ NAME_PROPERTY: dict[str, str | None] = {
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
     "gcp:bigquery/dataset:Dataset": "datasetId",
     "gcp:logging/projectBucketConfig:ProjectBucketConfig": "bucketId",
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": None,
     "azure-native:machinelearningservices:Workspace": "workspaceName",
 }
 

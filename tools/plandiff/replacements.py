@@ -47,6 +47,7 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
     ),
     "aws:sagemaker/endpoint:Endpoint": ("name",),
     "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ("url",),
     "gcp:storage/bucket:Bucket": ("location", "name", "project"),
     "gcp:kms/keyRing:KeyRing": ("location", "name", "project"),
     "gcp:kms/cryptoKey:CryptoKey": (

@@ -99,6 +99,13 @@ DEFINITIONS: dict[str, tuple[str, Level, str]] = {
         "mandatory",
         "",
     ),
+    "role-trust": (
+        "Role trust policies name who may assume the role exactly: no account root, no "
+        "wildcard principal, and a GitHub OIDC trust pins the token's subject.",
+        "mandatory",
+        "Trust a service (with aws:SourceAccount) or a federated identity with aud and sub "
+        "conditions; mlops:ci gives the GitHub repositories.",
+    ),
     "required-tags": (
         f"Taggable resources carry the tags {', '.join(REQUIRED_TAGS)}.",
         "mandatory",

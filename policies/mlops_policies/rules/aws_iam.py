@@ -36,4 +36,48 @@ def least_privilege(resource: Resource) -> Iterator[str]:
             yield f"{label} allows by NotAction, which grants everything not listed"
 
 
-RESOURCE_CHECKS = {"iam-least-privilege": (least_privilege,)}
+# role-trust
+
+ROLE = "aws:iam/role:Role"
+GITHUB_SUBJECT = "token.actions.githubusercontent.com:sub"
+
+
+def _root(principal: Any) -> bool:
+    """An account as principal: its root ARN or its bare account id."""
+    values = (
+        [v for k, v in principal.items() for v in as_list(v) if k == "AWS"]
+        if isinstance(principal, Mapping)
+        else []
+    )
+    return any(str(v).endswith(":root") or str(v).isdigit() for v in values)
+
+
+def _condition_keys(statement: Mapping[str, Any]) -> set[str]:
+    condition = statement.get("Condition") or {}
+    if not isinstance(condition, Mapping):
+        return set()
+    return {key for test in condition.values() if isinstance(test, Mapping) for key in test}
+
+
+def role_trust(resource: Resource) -> Iterator[str]:
+    """Who may assume a role is named exactly: never an account's root (which lets
+    any principal of that account that IAM allows assume it) nor every
+    principal, and a GitHub OIDC trust always pins the token's subject."""
+    if resource.type != ROLE:
+        return
+    for index, statement in enumerate(statements(resource.props.get("assumeRolePolicy"))):
+        if statement.get("Effect") != "Allow":
+            continue
+        label = statement.get("Sid") or f"statement {index}"
+        principal = statement.get("Principal")
+        if _root(principal):
+            yield f"{label} trusts an account's root: any principal IAM allows there may assume it"
+        if _wildcard_principal(principal):
+            yield f"{label} trusts every principal ('*')"
+        federated = principal.get("Federated") if isinstance(principal, Mapping) else None
+        github = bool(federated) and "token.actions.githubusercontent.com" in str(federated)
+        if github and GITHUB_SUBJECT not in _condition_keys(statement):
+            yield f"{label} trusts GitHub Actions without pinning the token's subject"
+
+
+RESOURCE_CHECKS = {"iam-least-privilege": (least_privilege,), "role-trust": (role_trust,)}
