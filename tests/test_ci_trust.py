@@ -146,3 +146,57 @@ def test_role_trust_refuses_root_wildcards_and_unpinned_github() -> None:
     assert list(aws_iam.role_trust(res(pinned))) == []
     service = _statement({"Service": "sagemaker.amazonaws.com"})
     assert list(aws_iam.role_trust(res(service))) == []
+
+
+def test_previews_come_from_pull_requests_and_deploys_from_the_stacks_environment() -> None:
+    for stack, environment in (("aws-dev", "dev"), ("aws-prod", "prod")):
+        plan = planned(stack)
+        subjects = {}
+        for name in ("preview", "deploy"):
+            role = one(plan, ROLE, f"-ci-{name}")
+            (statement,) = policy_doc(role.inputs["assumeRolePolicy"])["Statement"]
+            subjects[name] = statement["Condition"]["StringEquals"][
+                "token.actions.githubusercontent.com:sub"
+            ]
+        assert subjects == {
+            "preview": ["repo:acme/mlops-platform:pull_request"],
+            "deploy": [f"repo:acme/mlops-platform:environment:{environment}"],
+        }
+        preview = one(plan, ROLE, "-ci-preview")
+        assert preview.inputs["managedPolicyArns"] == ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+        denials = {
+            s["Sid"]: s
+            for s in policy_doc(
+                one(plan, "aws:iam/rolePolicy:RolePolicy", "-ci-preview").inputs["policy"]
+            )["Statement"]
+        }
+        # A preview reads configuration, never the stack's data nor what its key decrypts.
+        assert denials["NoStackData"]["Effect"] == "Deny"
+        assert denials["NoStackData"]["Resource"] == f"arn:aws:s3:::mlops-{stack}-*/*"
+        assert denials["NoDecryption"]["Action"] == "kms:Decrypt"
+        deploy = one(plan, ROLE, "-ci-deploy")
+        variables = plan.outputs["ciVariables"]
+        assert variables["repository"]["AWS_ROLE_ARN"].endswith(preview.name)
+        assert variables[f"environment:{environment}"]["AWS_ROLE_ARN"].endswith(deploy.name)
+        assert variables["repository"]["AWS_REGION"] == "eu-west-1"
+
+
+def test_previews_may_take_the_backends_locks_and_nothing_more_there() -> None:
+    plan = plan_with(
+        "aws-dev",
+        ci={"repository": "acme/mlops-platform", "stateBucket": "acme-pulumi-state"},
+        endpoints={},
+        acceleratorPools={},
+    )
+    statements = {
+        s["Sid"]: s
+        for s in policy_doc(
+            one(plan, "aws:iam/rolePolicy:RolePolicy", "-ci-preview").inputs["policy"]
+        )["Statement"]
+    }
+    assert statements["BackendLocks"] == {
+        "Sid": "BackendLocks",
+        "Effect": "Allow",
+        "Action": ["s3:DeleteObject", "s3:PutObject"],
+        "Resource": "arn:aws:s3:::acme-pulumi-state/.pulumi/locks/*",
+    }

@@ -73,7 +73,7 @@ def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> N
         first = (tmp_path / "a" / f"aws-dev.{suffix}").read_bytes()
         assert first == (tmp_path / "b" / f"aws-dev.{suffix}").read_bytes()
     line = result.stdout.strip()
-    assert line.startswith("aws-dev: 118 resources, 0 mandatory / 0 advisory violations, ")
+    assert line.startswith("aws-dev: 121 resources, 0 mandatory / 0 advisory violations, ")
     assert line.endswith(" s")
 
 
@@ -159,7 +159,7 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
 
     text = render(planned("aws-prod"))
     assert text.startswith("## Plan: `aws-prod` (aws, prod, eu-west-1)")
-    assert "**134 resources** to create (the stack included" in text
+    assert "**137 resources** to create (the stack included" in text
     assert "policies: **pass** (0 mandatory, 0 advisory violations)" in text
     assert (
         "| `mlops-aws-prod-lake-raw` | `aws:s3/bucket:Bucket` | autonamed (suffix at create) "

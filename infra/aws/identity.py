@@ -17,12 +17,22 @@ GITHUB_ISSUER = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
 
 
+READ_ONLY = "arn:{partition}:iam::aws:policy/ReadOnlyAccess"
+ADMINISTRATOR = "arn:{partition}:iam::aws:policy/AdministratorAccess"
+
+
 @dataclass(frozen=True)
 class PlatformRolesArgs:
     baseline: Baseline
     account: AwsAccount
-    # Who may publish images: the GitHub repositories of `mlops:ci`, if any.
+    # Who may publish, preview and deploy: the GitHub repositories of `mlops:ci`.
     ci: CiSettings | None = None
+    # The stack's environment: its deploy job runs in the GitHub environment of that name.
+    environment: str = "dev"
+    # What previews must not read although ReadOnlyAccess allows it: the objects
+    # of the stack's buckets (`<prefix>-*`) and anything the platform key decrypts.
+    bucket_prefix: str = ""
+    key_arn: pulumi.Input[str] | None = None
 
 
 def github_trust(provider_arn: pulumi.Input[str], subjects: list[str]) -> pulumi.Output[str]:
@@ -71,6 +81,8 @@ class PlatformRoles(pulumi.ComponentResource):
         baseline, account = args.baseline, args.account
         self._baseline = baseline
         self.publisher: aws.iam.Role | None = None
+        self.preview: aws.iam.Role | None = None
+        self.deploy: aws.iam.Role | None = None
         self.oidc_provider: pulumi.Output[str] | None = None
         if args.ci is not None:
             self.oidc_provider = self._oidc_provider(name, args.ci)
@@ -84,6 +96,7 @@ class PlatformRoles(pulumi.ComponentResource):
                 github_trust(self.oidc_provider, subjects),
                 baseline,
             )
+            self.preview, self.deploy = self._ci_roles(name, args)
         self.runtime = self._role(
             f"{name}-runtime",
             "Runs training and inference with the platform's images and models",
@@ -91,6 +104,77 @@ class PlatformRoles(pulumi.ComponentResource):
             baseline,
         )
         self.register_outputs({"runtimeRoleArn": self.runtime.arn})
+
+    def _ci_roles(self, name: str, args: PlatformRolesArgs) -> tuple[aws.iam.Role, aws.iam.Role]:
+        """`preview`: pull requests of the platform's repository (not forks: their
+        tokens name the fork) may read the account's configuration, never the
+        lake's objects nor what the key decrypts, and take the backend's locks.
+        `deploy`: only the deploy job in the stack's GitHub environment may
+        change the account (administrator: it creates roles, keys and policies)."""
+        ci, baseline, account = args.ci, args.baseline, args.account
+        assert ci is not None and self.oidc_provider is not None
+        partition = account.partition
+        preview = aws.iam.Role(
+            f"{name}-ci-preview",
+            description="Previews the stack from pull requests (GitHub OIDC)",
+            assume_role_policy=github_trust(
+                self.oidc_provider, [f"repo:{ci.repository}:pull_request"]
+            ),
+            max_session_duration=3600,
+            managed_policy_arns=[partition.apply(lambda p: READ_ONLY.format(partition=p))],
+            tags=dict(baseline.tags),
+            opts=baseline.child(self),
+        )
+        statements: list[dict[str, Any]] = [
+            {
+                "Sid": "NoStackData",
+                "Effect": "Deny",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": pulumi.Output.concat(
+                    "arn:", partition, f":s3:::{args.bucket_prefix}-*/*"
+                ),
+            }
+        ]
+        if args.key_arn is not None:
+            statements.append(
+                {
+                    "Sid": "NoDecryption",
+                    "Effect": "Deny",
+                    "Action": "kms:Decrypt",
+                    "Resource": args.key_arn,
+                }
+            )
+        if ci.state_bucket is not None:
+            locks = pulumi.Output.concat(
+                "arn:", partition, f":s3:::{ci.state_bucket}/.pulumi/locks/*"
+            )
+            statements.append(
+                {
+                    "Sid": "BackendLocks",
+                    "Effect": "Allow",
+                    "Action": ["s3:DeleteObject", "s3:PutObject"],
+                    "Resource": locks,
+                }
+            )
+        aws.iam.RolePolicy(
+            f"{name}-ci-preview",
+            role=preview.id,
+            policy=policy_document(*statements),
+            opts=baseline.child(self),
+        )
+        environment = ci.environment or args.environment
+        deploy = aws.iam.Role(
+            f"{name}-ci-deploy",
+            description=f"Deploys the stack from the GitHub environment {environment} (OIDC)",
+            assume_role_policy=github_trust(
+                self.oidc_provider, [f"repo:{ci.repository}:environment:{environment}"]
+            ),
+            max_session_duration=3600,
+            managed_policy_arns=[partition.apply(lambda p: ADMINISTRATOR.format(partition=p))],
+            tags=dict(baseline.tags),
+            opts=baseline.child(self),
+        )
+        return preview, deploy
 
     def _oidc_provider(self, name: str, ci: CiSettings) -> pulumi.Output[str]:
         if ci.oidc_provider != "create":

@@ -32,7 +32,17 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
         namer.name("key"),
         PlatformKeyArgs(baseline, account, autoscaling=bool(settings.accelerator_pools)),
     )
-    roles = PlatformRoles(namer.name("roles"), PlatformRolesArgs(baseline, account, ci=settings.ci))
+    roles = PlatformRoles(
+        namer.name("roles"),
+        PlatformRolesArgs(
+            baseline,
+            account,
+            ci=settings.ci,
+            environment=settings.environment,
+            bucket_prefix=namer.prefix,
+            key_arn=key.key.arn,
+        ),
+    )
     lake = DataLake(
         namer.name("lake"),
         DataLakeArgs(
@@ -74,6 +84,17 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
     }
     if roles.publisher is not None:
         outputs["publisherRoleArn"] = roles.publisher.arn
+    if roles.preview is not None and roles.deploy is not None:
+        # The workflows' variables: the repository's for previews, the stack's
+        # GitHub environment's for deploys (an environment's value wins there).
+        environment = (settings.ci.environment if settings.ci else None) or settings.environment
+        outputs["ciVariables"] = {
+            "repository": {"AWS_ROLE_ARN": roles.preview.arn, "AWS_REGION": settings.region},
+            f"environment:{environment}": {
+                "AWS_ROLE_ARN": roles.deploy.arn,
+                "AWS_REGION": settings.region,
+            },
+        }
     if lake.logs is not None:
         outputs["lakeAccessLogBucket"] = lake.logs.bucket.bucket
     model_group = None

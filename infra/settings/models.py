@@ -491,6 +491,22 @@ class CiSettings(Model):
     oidc_provider: Annotated[
         str, _matches("OIDC provider", f"^create$|{OIDC_PROVIDER_ARN}", "create or its ARN")
     ] = "create"
+    # The GitHub environment the deploy job of this stack runs in (the stack's
+    # environment unless named).
+    environment: (
+        Annotated[
+            str,
+            _matches("GitHub environment", r"^[A-Za-z0-9_.-]{1,255}$", "letters, digits, _ . -"),
+        ]
+        | None
+    ) = None
+    # AWS: the S3 bucket of the Pulumi backend, where previews take their locks.
+    state_bucket: (
+        Annotated[
+            str, _matches("bucket", r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")
+        ]
+        | None
+    ) = None
 
 
 class AuditSettings(Model):
