@@ -93,6 +93,8 @@ SERVING_COMPONENTS = (
     "mlops:gcp:AcceleratorPool",
     "mlops:gcp:PoolAgents",
     "mlops:azure:AcceleratorPool",
+    "mlops:gcp:CiIdentities",
+    "mlops:azure:CiIdentities",
 )
 
 

@@ -159,6 +159,7 @@ def test_resource_inventory(dev, prod) -> None:
         "mlops:azure:AlertRoute": 1,
         "mlops:azure:AuditLogs": 1,
         "mlops:azure:AcceleratorPool": 1,
+        "mlops:azure:CiIdentities": 1,
     }
 
 

@@ -85,12 +85,13 @@ def test_bad_ci_settings_are_one_line(ci: dict, key: str, problem: str) -> None:
     assert line.startswith(f"stacks/Pulumi.aws-dev.yaml: {key}: ") and problem in line
 
 
-def test_ci_elsewhere_is_refused_until_it_is_built() -> None:
+def test_too_many_publishers_for_an_azure_identity_is_one_line() -> None:
+    publishers = [f"acme/model-{n}" for n in range(20)]
     with pytest.raises(SettingsError) as caught:
-        plan_with("gcp-dev", ci={"repository": "acme/mlops-platform"})
+        plan_with("azure-dev", ci={"repository": "acme/mlops-platform", "publishers": publishers})
     assert str(caught.value) == (
-        "stacks/Pulumi.gcp-dev.yaml: mlops:ci: is validated but not provisioned on gcp by this "
-        "release; remove it until it is"
+        "stacks/Pulumi.azure-dev.yaml: mlops:ci.publishers: Azure takes at most 20 federated "
+        "credentials per identity: the repository and 19 publishers"
     )
 
 

@@ -91,9 +91,9 @@ def test_inventory(dev) -> None:
         KEY_GRANT: 2,
         BUCKET_GRANT: 1,
         REPOSITORY: 2,
-        # The platform's five, Container Scanning, serving's five, and Pub/Sub for
-        # the GPU pool's job queue.
-        SERVICE: 12,
+        # The platform's five, Container Scanning, serving's five, Pub/Sub for the
+        # GPU pool's job queue, and IAM credentials and STS for CI's federation.
+        SERVICE: 14,
         "gcp:projects/serviceIdentity:ServiceIdentity": 1,
         NETWORK: 1,
         SUBNET: 2,
@@ -297,8 +297,16 @@ def test_registry_follows_settings() -> None:
 
 def test_prod_protects_and_retains_everything_that_holds_data_or_keys(prod, dev) -> None:
     stateful = [r for r in prod.registrations if r.type in STATEFUL_TYPES]
-    assert {r.type for r in stateful} == {BUCKET, KEY_RING, KEY, REPOSITORY, DATASET, LOG_BUCKET}
-    assert len(stateful) == 10
+    assert {r.type for r in stateful} == {
+        BUCKET,
+        KEY_RING,
+        KEY,
+        REPOSITORY,
+        DATASET,
+        LOG_BUCKET,
+        "gcp:iam/workloadIdentityPool:WorkloadIdentityPool",
+    }
+    assert len(stateful) == 11
     # Grants that keep retained data readable and logged are kept with it.
     # (A model's read grant on its artifact goes with the model: tests/test_gcp_endpoints.py.)
     base = platform_base(prod)
@@ -363,6 +371,7 @@ def test_every_child_is_parented_by_its_component(dev) -> None:
         "mlops:gcp:AuditLogs",
         "mlops:gcp:AcceleratorPool",
         "mlops:gcp:PoolAgents",
+        "mlops:gcp:CiIdentities",
     }
     for resource in (r for r in dev.registrations if r.type.startswith("gcp:")):
         assert resource.parent in components, resource.name

@@ -49,6 +49,13 @@ _GCP_PATHS = {
     "gcp:serviceaccount/account:Account": (
         "projects/{project}/serviceAccounts/{accountId}@{project}.iam.gserviceaccount.com"
     ),
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": (
+        "projects/{project}/locations/global/workloadIdentityPools/{workloadIdentityPoolId}"
+    ),
+    "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider": (
+        "projects/{project}/locations/global/workloadIdentityPools/{workloadIdentityPoolId}"
+        "/providers/{workloadIdentityPoolProviderId}"
+    ),
 }
 _NAMESPACE = uuid.UUID("6f6c6f67-6d6c-6f70-7370-6c6174666f72")
 
@@ -296,7 +303,13 @@ class CloudMocks(Mocks):
         if typ == "gcp:serviceaccount/account:Account":
             email = f"{state.get('accountId')}@{self.gcp_project}.iam.gserviceaccount.com"
             extra |= {"email": email, "member": f"serviceAccount:{email}"}
-        return _GCP_PATHS[typ].format(**fields), extra
+        path = _GCP_PATHS[typ].format(**fields)
+        if typ.startswith("gcp:iam/workloadIdentityPool"):
+            # The API names pools and providers by project number, not id.
+            extra["name"] = path.replace(
+                f"projects/{self.gcp_project}/", f"projects/{GCP_PROJECT_NUMBER}/", 1
+            )
+        return path, extra
 
     def _azure(self, typ: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """ARM ids shaped as Azure shapes them, and the outputs programs read (names,
@@ -323,6 +336,11 @@ class CloudMocks(Mocks):
             "managedidentity:UserAssignedIdentity": (
                 "resourceName",
                 "{base}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{n}",
+            ),
+            "managedidentity:FederatedIdentityCredential": (
+                "federatedIdentityCredentialResourceName",
+                "{base}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
+                "{resourceName}/federatedIdentityCredentials/{n}",
             ),
             "authorization:RoleAssignment": (
                 "roleAssignmentName",

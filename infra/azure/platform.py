@@ -16,6 +16,7 @@ from pulumi_azure_native import resources
 
 from infra.azure.alerts import AlertRoute, AlertRouteArgs
 from infra.azure.audit import AuditLogs, AuditLogsArgs
+from infra.azure.ci import CiIdentities, CiIdentitiesArgs
 from infra.azure.context import AzureContext
 from infra.azure.endpoint import ModelEndpoint, ModelEndpointArgs
 from infra.azure.key import PlatformKey, PlatformKeyArgs
@@ -106,6 +107,19 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
     }
     if lake.logs is not None:
         outputs["lakeAccessLogWorkspaceId"] = lake.logs.id
+    if settings.ci is not None:
+        ci = CiIdentities(
+            namer.name("ci"),
+            CiIdentitiesArgs(
+                baseline=baseline,
+                context=context,
+                ci=settings.ci,
+                environment=settings.environment,
+                registry_id=containers.registry.id,
+            ),
+        )
+        outputs["ciVariables"] = ci.variables
+        outputs["publisherClientId"] = ci.publisher_client_id
     route = AlertRoute(
         namer.name("alerts"),
         AlertRouteArgs(baseline=baseline, context=context, settings=settings.alerts),

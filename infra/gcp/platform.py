@@ -14,6 +14,7 @@ from typing import Any
 from infra.common import Baseline
 from infra.gcp.alerts import AlertRoute, AlertRouteArgs
 from infra.gcp.audit import AuditLogs, AuditLogsArgs
+from infra.gcp.ci import CiIdentities, CiIdentitiesArgs
 from infra.gcp.context import GcpProject
 from infra.gcp.endpoint import ModelEndpoint, ModelEndpointArgs, Serving, ServingArgs
 from infra.gcp.key import PlatformKey, PlatformKeyArgs
@@ -38,6 +39,7 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
             container_scanning=containers.scan_on_push,
             serving=bool(settings.endpoints),
             pool_kinds=frozenset(p.kind for p in settings.accelerator_pools.values()),
+            ci=settings.ci is not None,
         ),
     )
     key = PlatformKey(baseline.namer.name("key"), PlatformKeyArgs(baseline, requires=[services]))
@@ -70,6 +72,20 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
         "lakeBucketUrls": lake.bucket_urls,
         "containerRepositoryUrls": registry.repository_urls,
     }
+    if settings.ci is not None:
+        ci = CiIdentities(
+            baseline.namer.name("ci"),
+            CiIdentitiesArgs(
+                baseline=baseline,
+                project=project,
+                ci=settings.ci,
+                environment=settings.environment,
+                repositories=registry.repositories,
+                requires=[services],
+            ),
+        )
+        outputs["publisherEmail"] = ci.publisher_email
+        outputs["ciVariables"] = ci.variables
     if lake.logs is not None:
         outputs["lakeAccessLogBucket"] = lake.logs.name
     if settings.registries.models.enabled:

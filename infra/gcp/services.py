@@ -25,6 +25,11 @@ IAM_API = "iam.googleapis.com"
 LOGGING_API = "logging.googleapis.com"
 PUBSUB_API = "pubsub.googleapis.com"
 TPU_API = "tpu.googleapis.com"
+# CI: workload identity federation exchanges GitHub's token (STS) for a service
+# account's (IAM credentials).
+IAM_CREDENTIALS_API = "iamcredentials.googleapis.com"
+STS_API = "sts.googleapis.com"
+CI_APIS = (IAM_API, IAM_CREDENTIALS_API, STS_API)
 # Accelerator pools: GPU groups scale on a Pub/Sub job queue; TPUs have their own API.
 POOL_APIS = {
     "gpu": (PUBSUB_API, MONITORING_API, IAM_API),
@@ -40,14 +45,17 @@ class ProjectServicesArgs:
     serving: bool = False
     # The kinds of the stack's accelerator pools (gpu, tpu).
     pool_kinds: frozenset[str] = frozenset()
+    # With `mlops:ci`: GitHub workflows federate into the project.
+    ci: bool = False
 
 
 class ProjectServices(pulumi.ComponentResource):
     """Enables Cloud KMS, Cloud Storage, Artifact Registry, Compute Engine (the network),
     Cloud Logging (the audit trail),
     Container Scanning (when images are scanned) and, for a stack with endpoints,
-    Vertex AI, BigQuery, Network Connectivity, Cloud Monitoring and IAM, and for pools
-    Pub/Sub (GPU job queues) and Cloud TPU, in the stack's
+    Vertex AI, BigQuery, Network Connectivity, Cloud Monitoring and IAM, for pools
+    Pub/Sub (GPU job queues) and Cloud TPU, and with `mlops:ci` IAM credentials and
+    STS (GitHub's workload identity federation), in the stack's
     project, so a fresh project deploys in one run.
     Destroying the stack leaves the APIs on: other workloads in the project may use them."""
 
@@ -60,6 +68,8 @@ class ProjectServices(pulumi.ComponentResource):
             apis.append(CONTAINER_SCANNING_API)
         if args.serving:
             apis.extend(SERVING_APIS)
+        if args.ci:
+            apis.extend(CI_APIS)
         for kind in sorted(args.pool_kinds):
             apis.extend(POOL_APIS.get(kind, ()))
         apis = list(dict.fromkeys(apis))

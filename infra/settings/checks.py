@@ -555,11 +555,12 @@ def _check_cloud_support(
     for name, endpoint in sorted(project.endpoints.items()):
         yield from _check_endpoint(stack, cloud, project, name, endpoint)
     yield from _check_audit(stack, cloud, project)
-    if project.ci is not None and cloud != "aws":
+    if project.ci is not None and cloud == "azure" and len(project.ci.publishers) > 19:
         yield SettingsError(
             stack_file(stack),
-            f"{NAMESPACE}ci",
-            f"is validated but not provisioned on {cloud} by this release; remove it until it is",
+            f"{NAMESPACE}ci.publishers",
+            "Azure takes at most 20 federated credentials per identity: the repository "
+            "and 19 publishers",
         )
     if project.endpoints and not (project.alerts.emails or project.alerts.webhook):
         yield SettingsError(

@@ -30,6 +30,7 @@ STATEFUL_TYPES: frozenset[str] = frozenset(
         "gcp:logging/projectBucketConfig:ProjectBucketConfig",
         # The account's trust in GitHub Actions, one per account.
         "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+        "gcp:iam/workloadIdentityPool:WorkloadIdentityPool",
         # Its models, environments and datastores, and its encryption.
         "azure-native:machinelearningservices:Workspace",
     }
@@ -60,6 +61,7 @@ NAME_PROPERTY: dict[str, str | None] = {
     "gcp:bigquery/dataset:Dataset": "datasetId",
     "gcp:logging/projectBucketConfig:ProjectBucketConfig": "bucketId",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": None,
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": "workloadIdentityPoolId",
     "azure-native:machinelearningservices:Workspace": "workspaceName",
 }
 

@@ -66,6 +66,8 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
         "project",
         "repositoryId",
     ),
+    # A deleted pool's id stays reserved for 30 days: a replacement cannot reuse it.
+    "gcp:iam/workloadIdentityPool:WorkloadIdentityPool": ("project", "workloadIdentityPoolId"),
     "azure-native:storage:StorageAccount": (
         "accountName",
         "isHnsEnabled",
