@@ -25,7 +25,11 @@ def plan() -> StackPlan:
 
 def test_each_ci_identity_trusts_exactly_its_github_subjects() -> None:
     expected = {
-        "-ci-preview": [f"repo:{REPOSITORY}:pull_request"],
+        # Pull requests, and main for the nightly drift check.
+        "-ci-preview": [
+            f"repo:{REPOSITORY}:pull_request",
+            f"repo:{REPOSITORY}:ref:refs/heads/main",
+        ],
         "-ci-deploy": [f"repo:{REPOSITORY}:environment:dev"],
         "-publisher": [
             f"repo:{REPOSITORY}:ref:refs/heads/main",

@@ -160,7 +160,11 @@ def test_previews_come_from_pull_requests_and_deploys_from_the_stacks_environmen
                 "token.actions.githubusercontent.com:sub"
             ]
         assert subjects == {
-            "preview": ["repo:acme/mlops-platform:pull_request"],
+            # Pull requests, and main for the nightly drift check.
+            "preview": [
+                "repo:acme/mlops-platform:pull_request",
+                "repo:acme/mlops-platform:ref:refs/heads/main",
+            ],
             "deploy": [f"repo:acme/mlops-platform:environment:{environment}"],
         }
         preview = one(plan, ROLE, "-ci-preview")

@@ -68,7 +68,11 @@ def test_each_account_is_impersonable_by_exactly_its_subject() -> None:
         assert {b.inputs["role"] for b in bindings} == {"roles/iam.workloadIdentityUser"}
         subjects[name] = sorted(b.inputs["member"] for b in bindings)
     assert subjects == {
-        "-ci-preview": [PRINCIPAL + "repo:acme/mlops-platform:pull_request"],
+        # Pull requests, and main for the nightly drift check.
+        "-ci-preview": [
+            PRINCIPAL + "repo:acme/mlops-platform:pull_request",
+            PRINCIPAL + "repo:acme/mlops-platform:ref:refs/heads/main",
+        ],
         "-ci-deploy": [PRINCIPAL + "repo:acme/mlops-platform:environment:dev"],
         "-publisher": [
             PRINCIPAL + "repo:acme/churn-model:ref:refs/heads/main",
@@ -76,7 +80,7 @@ def test_each_account_is_impersonable_by_exactly_its_subject() -> None:
         ],
     }
     # No other service account of the stack is impersonable from GitHub.
-    assert len([r for r in of_type(plan, FEDERATED) if "principal://" in r.inputs["member"]]) == 4
+    assert len([r for r in of_type(plan, FEDERATED) if "principal://" in r.inputs["member"]]) == 5
 
 
 def test_previews_only_view_the_project_and_deploys_own_it() -> None:

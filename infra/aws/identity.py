@@ -86,14 +86,10 @@ class PlatformRoles(pulumi.ComponentResource):
         self.oidc_provider: pulumi.Output[str] | None = None
         if args.ci is not None:
             self.oidc_provider = self._oidc_provider(name, args.ci)
-            subjects = [
-                f"repo:{repository}:ref:refs/heads/main"
-                for repository in [args.ci.repository, *args.ci.publishers]
-            ]
             self.publisher = self._role(
                 f"{name}-publisher",
                 "Pushes container images to the platform registries from GitHub Actions",
-                github_trust(self.oidc_provider, subjects),
+                github_trust(self.oidc_provider, list(args.ci.publisher_subjects().values())),
                 baseline,
             )
             self.preview, self.deploy = self._ci_roles(name, args)
@@ -117,9 +113,7 @@ class PlatformRoles(pulumi.ComponentResource):
         preview = aws.iam.Role(
             f"{name}-ci-preview",
             description="Previews the stack from pull requests (GitHub OIDC)",
-            assume_role_policy=github_trust(
-                self.oidc_provider, [f"repo:{ci.repository}:pull_request"]
-            ),
+            assume_role_policy=github_trust(self.oidc_provider, ci.preview_subjects()),
             max_session_duration=3600,
             managed_policy_arns=[partition.apply(lambda p: READ_ONLY.format(partition=p))],
             tags=dict(baseline.tags),
@@ -167,7 +161,7 @@ class PlatformRoles(pulumi.ComponentResource):
             f"{name}-ci-deploy",
             description=f"Deploys the stack from the GitHub environment {environment} (OIDC)",
             assume_role_policy=github_trust(
-                self.oidc_provider, [f"repo:{ci.repository}:environment:{environment}"]
+                self.oidc_provider, [ci.deploy_subject(args.environment)]
             ),
             max_session_duration=3600,
             managed_policy_arns=[partition.apply(lambda p: ADMINISTRATOR.format(partition=p))],

@@ -84,8 +84,7 @@ class CiIdentities(pulumi.ComponentResource):
         ci, context = args.ci, args.context
         environment = ci.environment or args.environment
         # The platform's repository publishes too; listed again, it is one subject.
-        publishers = list(dict.fromkeys([ci.repository, *ci.publishers]))
-        if len(publishers) > MAX_FEDERATED_CREDENTIALS:
+        if len(ci.publisher_subjects()) > MAX_FEDERATED_CREDENTIALS:
             raise ValueError(
                 f"mlops:ci.publishers: Azure federates at most {MAX_FEDERATED_CREDENTIALS} "
                 "subjects with one identity, and the platform's repository takes one"
@@ -99,7 +98,7 @@ class CiIdentities(pulumi.ComponentResource):
         self.preview = self._identity(
             f"{name}-ci-preview",
             args,
-            [f"repo:{ci.repository}:pull_request"],
+            ci.preview_subjects(),
             Access(
                 role="reader",
                 role_id=rbac.READER,
@@ -110,7 +109,7 @@ class CiIdentities(pulumi.ComponentResource):
         self.deploy = self._identity(
             f"{name}-ci-deploy",
             args,
-            [f"repo:{ci.repository}:environment:{environment}"],
+            [ci.deploy_subject(args.environment)],
             Access(
                 role="owner",
                 role_id=rbac.OWNER,
@@ -122,7 +121,7 @@ class CiIdentities(pulumi.ComponentResource):
         self.publisher = self._identity(
             f"{name}-publisher",
             args,
-            [f"repo:{repository}:ref:refs/heads/main" for repository in publishers],
+            list(ci.publisher_subjects().values()),
             Access(
                 role="acr-push",
                 role_id=rbac.ACR_PUSH,

@@ -111,20 +111,24 @@ class CiIdentities(pulumi.ComponentResource):
         self.preview = self._account(
             "ci-preview",
             "Previews the stack from pull requests",
-            {"federated": f"repo:{ci.repository}:pull_request"},
+            {
+                # The first key as before the drift subject was added: never re-created.
+                "federated" if i == 0 else f"federated-{i}": subject
+                for i, subject in enumerate(ci.preview_subjects())
+            },
         )
         self.deploy = self._account(
             "ci-deploy",
             f"Deploys the stack from the GitHub environment {environment}",
-            {"federated": f"repo:{ci.repository}:environment:{environment}"},
+            {"federated": ci.deploy_subject(args.environment)},
         )
         # Keyed by repository, so adding a publisher never renames another's binding.
         self.publisher = self._account(
             "publisher",
             "Pushes container images from default-branch workflows",
             {
-                f"federated-{r.lower().replace('/', '-')}": f"repo:{r}:ref:refs/heads/main"
-                for r in repositories
+                f"federated-{r.lower().replace('/', '-')}": subject
+                for r, subject in ci.publisher_subjects().items()
             },
         )
         self._project_role("ci-preview", self.preview, PREVIEW_ROLE)

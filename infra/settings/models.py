@@ -508,6 +508,23 @@ class CiSettings(Model):
         | None
     ) = None
 
+    # GitHub's OIDC token subjects each CI identity accepts, on every cloud.
+    def preview_subjects(self) -> list[str]:
+        """Pull requests of the repository (a fork's name the fork, so they get
+        nothing) and its default branch, where the nightly drift check runs."""
+        return [
+            f"repo:{self.repository}:pull_request",
+            f"repo:{self.repository}:ref:refs/heads/main",
+        ]
+
+    def deploy_subject(self, stack_environment: str) -> str:
+        """Only jobs in the stack's GitHub environment, whose rules gate each deploy."""
+        return f"repo:{self.repository}:environment:{self.environment or stack_environment}"
+
+    def publisher_subjects(self) -> dict[str, str]:
+        """The default branch of the repository and of each publisher, by repository."""
+        return {r: f"repo:{r}:ref:refs/heads/main" for r in [self.repository, *self.publishers]}
+
 
 class AuditSettings(Model):
     """The trail of who read or changed the lake, the registries, the keys and the models."""
