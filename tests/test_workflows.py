@@ -76,7 +76,13 @@ def literal_matrix_stacks(job: dict[str, Any]) -> list[str]:
 
 
 def test_the_expected_workflows_exist() -> None:
-    assert sorted(all_workflows()) == ["ci.yml", "deploy.yml", "plan-comment.yml", "preview.yml"]
+    assert sorted(all_workflows()) == [
+        "ci.yml",
+        "deploy.yml",
+        "plan-comment.yml",
+        "preview.yml",
+        "publish-image.yml",
+    ]
 
 
 # --- supply chain and privilege --------------------------------------------------------
@@ -104,7 +110,11 @@ def test_every_workflow_and_job_declares_least_privilege() -> None:
             assert isinstance(grants, dict), f"{name}: {job_id} has no permissions block"
             assert "write-all" not in str(grants)
             writes = {scope for scope, level in grants.items() if level == "write"}
-            assert writes <= {"id-token", "pull-requests"}, f"{name}: {job_id}: {writes}"
+            # Only the publisher signs attestations of what it built.
+            allowed = {"id-token", "pull-requests"} | (
+                {"attestations"} if name == "publish-image.yml" else set()
+            )
+            assert writes <= allowed, f"{name}: {job_id}: {writes}"
 
 
 def test_only_jobs_that_log_in_to_a_cloud_get_an_oidc_token() -> None:
@@ -377,6 +387,8 @@ def test_every_pulumi_step_is_configured_the_same_way() -> None:
 def test_every_cloud_login_matches_its_matrix_cloud_and_is_configured_alike() -> None:
     seen: dict[str, list[dict[str, str]]] = {}
     for name, workflow in all_workflows().items():
+        if "workflow_call" in triggers(workflow):
+            continue  # logs in from its caller's inputs (tests/test_publish_workflow.py)
         for job_id, step in steps(workflow):
             uses = step.get("uses", "")
             for cloud, action in zip(plandiff.CLOUDS, LOGIN_ACTIONS, strict=True):
@@ -527,3 +539,16 @@ def test_the_pin_audit_names_every_unpinned_action(tmp_path: Path) -> None:
     ]
     assert pinned_actions.main([str(workflow)]) == 1
     assert pinned_actions.main() == 0  # the repository's own workflows
+
+
+def test_dependabot_updates_the_actions_and_every_requirements_file() -> None:
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(updates) == {"github-actions", "pip"}
+    pinned = {
+        "/" + p.parent.relative_to(ROOT).as_posix().removeprefix(".")
+        for p in [ROOT / "requirements.txt", *ROOT.glob("*/requirements.txt")]
+    }
+    assert set(updates["pip"]["directories"]) == pinned == {"/", "/policies"}
+    # One pull request moves the program's and the policy pack's pins together.
+    assert updates["pip"]["groups"]["python"]["patterns"] == ["*"]

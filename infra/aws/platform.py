@@ -84,6 +84,12 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
     }
     if roles.publisher is not None:
         outputs["publisherRoleArn"] = roles.publisher.arn
+        # What a publishing repository passes to .github/workflows/publish-image.yml.
+        outputs["publishInputs"] = {
+            "cloud": "aws",
+            "aws-role-arn": roles.publisher.arn,
+            "aws-region": settings.region,
+        }
     if roles.preview is not None and roles.deploy is not None:
         # The workflows' variables: the repository's for previews, the stack's
         # GitHub environment's for deploys (an environment's value wins there).

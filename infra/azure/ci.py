@@ -141,6 +141,13 @@ class CiIdentities(pulumi.ComponentResource):
             f"environment:{environment}": {"AZURE_CLIENT_ID": self.deploy.client_id, **login},
         }
         self.publisher_client_id = self.publisher.client_id
+        # What a publishing repository passes to .github/workflows/publish-image.yml.
+        self.publish_inputs = {
+            "cloud": "azure",
+            "azure-client-id": self.publisher_client_id,
+            "azure-tenant-id": context.tenant_id,
+            "azure-subscription-id": context.subscription_id,
+        }
         self.register_outputs(
             {"variables": self.variables, "publisherClientId": self.publisher_client_id}
         )

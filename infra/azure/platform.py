@@ -120,6 +120,7 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
         )
         outputs["ciVariables"] = ci.variables
         outputs["publisherClientId"] = ci.publisher_client_id
+        outputs["publishInputs"] = ci.publish_inputs
     route = AlertRoute(
         namer.name("alerts"),
         AlertRouteArgs(baseline=baseline, context=context, settings=settings.alerts),

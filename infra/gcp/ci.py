@@ -144,6 +144,12 @@ class CiIdentities(pulumi.ComponentResource):
                 opts=baseline.child(self),
             )
         self.publisher_email = self.publisher.email
+        # What a publishing repository passes to .github/workflows/publish-image.yml.
+        self.publish_inputs = {
+            "cloud": "gcp",
+            "gcp-workload-identity-provider": self.provider.name,
+            "gcp-service-account": self.publisher_email,
+        }
         self.variables = {
             "repository": self._variables(self.preview),
             f"environment:{environment}": self._variables(self.deploy),

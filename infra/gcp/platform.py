@@ -85,6 +85,7 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
             ),
         )
         outputs["publisherEmail"] = ci.publisher_email
+        outputs["publishInputs"] = ci.publish_inputs
         outputs["ciVariables"] = ci.variables
     if lake.logs is not None:
         outputs["lakeAccessLogBucket"] = lake.logs.name
