@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 STACK ?=
 BASE ?= origin/main
 PLAN_DIR := build/plan
+# Python's default: the project's modules are compiled once into __pycache__
+# (git-ignored), not again in every test worker and every `python -m tools...`
+# the tests start, even where the environment turns bytecode caching off.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install lint format test plan plan-diff preview up loadtest clean
 .DEFAULT_GOAL := help

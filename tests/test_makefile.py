@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -48,3 +49,16 @@ def test_stack_takes_several_names_and_file_names() -> None:
     assert plan.endswith("--stack aws-dev --stack stacks/Pulumi.gcp-dev.yaml")
     diff = _make("-n", "plan-diff", "STACK=aws-dev azure-prod", "BASE=HEAD~1")
     assert "--base HEAD~1 --stack aws-dev --stack azure-prod" in diff.stdout
+
+
+def test_targets_cache_the_projects_bytecode_even_where_the_environment_turns_it_off() -> None:
+    done = subprocess.run(
+        ["make", "-s", "--eval", 'show: ; @echo "[$${PYTHONDONTWRITEBYTECODE-unset}]"', "show"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.strip() == "[unset]"

@@ -66,7 +66,8 @@ def test_plan_has_the_shape_of_pulumi_preview_json() -> None:
 
 
 def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> None:
-    write(plan_stack("aws-dev"), tmp_path / "a")
+    # This process's plan (the run's shared one) against a new process's.
+    write(planned("aws-dev"), tmp_path / "a")
     result = _cli("--stack", "aws-dev", "--out", str(tmp_path / "b"), env={"PYTHONHASHSEED": "7"})
     assert result.returncode == 0, result.stderr
     for suffix in ("json", "md"):
