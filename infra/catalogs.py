@@ -403,6 +403,37 @@ def ec2_instance_types() -> tuple[frozenset[str], str]:
     return frozenset(model["shapes"]["InstanceType"]["enum"]), botocore.__version__
 
 
+@dataclass(frozen=True)
+class RegionalOffers:
+    """Where each listed instance type is offered, and where that list comes from."""
+
+    regions: dict[str, frozenset[str]]
+    source: str
+    as_of: str
+
+    def cite(self) -> str:
+        return f"AWS's price list as of {self.as_of}, infra/data/{EC2_REGIONS_FILE}"
+
+
+EC2_REGIONS_FILE = "ec2_accelerated_regions.json"
+
+
+@functools.cache
+def ec2_accelerated_regions() -> RegionalOffers:
+    """The regions each accelerated EC2 type (GPU, Inferentia, Trainium) is offered
+    in. botocore lists every type but not where it runs; this table does, for
+    accelerated types only, so other types are never refused by region."""
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).parent / "data" / EC2_REGIONS_FILE).read_text())
+    return RegionalOffers(
+        regions={t: frozenset(r) for t, r in data["types"].items()},
+        source=data["source"],
+        as_of=data["asOf"],
+    )
+
+
 # Cloud TPU types a pool may name (`v5litepod-8`: generation and TensorCore or chip
 # count), from Google Cloud's TPU versions pages (v4, v5e, v5p, v6e), checked
 # 2026-11; their chips per type are the count for v5litepod and v6e, half of it for

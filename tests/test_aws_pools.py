@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import created_as, of_type, one, plan_with, policy_doc
+from conftest import created_as, of_type, one, policy_doc
 
 from infra.aws.pool import image_parameter
 from infra.settings import AcceleratorPoolSettings
@@ -54,9 +54,21 @@ GPU = (
 )
 
 
+# aws-dev's settings in us-east-1, which offers every type above (eu-west-1,
+# aws-dev's own region, offers neither trn1 nor g6).
+REGION = "us-east-1"
+
+
+def dev_values(pools: dict) -> dict:
+    values = copy.deepcopy(stackfiles.stack_values("aws-dev"))
+    values["aws:region"] = REGION
+    values["mlops:acceleratorPools"] = copy.deepcopy(pools)
+    return values
+
+
 @pytest.fixture(scope="module")
 def plan():
-    return plan_with("aws-dev", acceleratorPools=POOLS)
+    return plan_values("aws-dev", dev_values(POOLS))
 
 
 def _template(plan, pool: str):
@@ -74,7 +86,7 @@ def _actions(statement: dict) -> list[str]:
 
 def _key_arn(plan) -> str:
     key = one(plan, KEY)
-    return f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/{stable_uuid(KEY, created_as(key))}"
+    return f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{stable_uuid(KEY, created_as(key))}"
 
 
 def test_nodes_answer_only_imdsv2_one_hop_past_the_node(plan) -> None:
@@ -290,7 +302,7 @@ def test_the_node_role_is_least_privilege(plan) -> None:
         "Resource": _key_arn(plan),
         "Condition": {
             "StringEquals": {
-                "kms:ViaService": ["s3.eu-west-1.amazonaws.com", "ecr.eu-west-1.amazonaws.com"]
+                "kms:ViaService": [f"s3.{REGION}.amazonaws.com", f"ecr.{REGION}.amazonaws.com"]
             }
         },
     }
@@ -335,8 +347,7 @@ def test_only_the_pool_of_a_class_dev_does_not_allow_is_refused(plan) -> None:
 
 
 def test_resizing_the_disk_updates_the_template_in_place(plan) -> None:
-    values = copy.deepcopy(stackfiles.stack_values("aws-dev"))
-    values["mlops:acceleratorPools"] = copy.deepcopy(POOLS)
+    values = dev_values(POOLS)
     values["mlops:acceleratorPools"]["trn"]["diskGb"] = 800
     head = plan_values("aws-dev", values).preview_json()
     diff = diff_plans("aws-dev", plan.preview_json(), head)

@@ -150,7 +150,10 @@ def test_role_trust_refuses_root_wildcards_and_unpinned_github() -> None:
 
 
 def test_previews_come_from_pull_requests_and_deploys_from_the_stacks_environment() -> None:
-    for stack, environment in (("aws-dev", "dev"), ("aws-prod", "prod")):
+    for stack, environment, region in (
+        ("aws-dev", "dev", "eu-west-1"),
+        ("aws-prod", "prod", "us-east-1"),
+    ):
         plan = planned(stack)
         subjects = {}
         for name in ("preview", "deploy"):
@@ -183,7 +186,7 @@ def test_previews_come_from_pull_requests_and_deploys_from_the_stacks_environmen
         variables = plan.outputs["ciVariables"]
         assert variables["repository"]["AWS_ROLE_ARN"].endswith(preview.name)
         assert variables[f"environment:{environment}"]["AWS_ROLE_ARN"].endswith(deploy.name)
-        assert variables["repository"]["AWS_REGION"] == "eu-west-1"
+        assert variables["repository"]["AWS_REGION"] == region
 
 
 def test_previews_may_take_the_backends_locks_and_nothing_more_there() -> None:

@@ -33,7 +33,8 @@ def prod():
 
 def _key_arn(plan) -> str:
     key = one(plan, KEY)
-    return f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/{stable_uuid(KEY, created_as(key))}"
+    region = plan.settings.region  # aws-dev's eu-west-1, aws-prod's us-east-1
+    return f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{stable_uuid(KEY, created_as(key))}"
 
 
 def test_model_runs_privately_as_the_runtime_role_from_the_stack_registry(dev) -> None:

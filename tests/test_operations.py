@@ -98,7 +98,7 @@ def test_aws_drift_is_checked_privately_under_the_platform_key() -> None:
     job = one(plan, "aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition")
     inputs = job.inputs
     assert inputs["dataQualityAppSpecification"]["imageUri"] == (
-        "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
+        "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
     )
     baseline = "s3://mlops-aws-prod-lake-curated/baselines/churn"
     config = inputs["dataQualityBaselineConfig"]
@@ -200,7 +200,7 @@ def test_aws_trail_is_validated_encrypted_and_locked_in_prod() -> None:
     )
     write = next(s for s in policy["Statement"] if s.get("Sid") == "CloudTrailWritesThisTrail")
     assert write["Condition"]["StringEquals"]["aws:SourceArn"] == (
-        f"arn:aws:cloudtrail:eu-west-1:{ACCOUNT_ID}:trail/mlops-aws-prod-audit"
+        f"arn:aws:cloudtrail:us-east-1:{ACCOUNT_ID}:trail/mlops-aws-prod-audit"
     )
 
 

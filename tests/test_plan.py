@@ -159,7 +159,7 @@ def test_report_lists_counts_protection_and_policy_results() -> None:
     from tools.report import render
 
     text = render(planned("aws-prod"))
-    assert text.startswith("## Plan: `aws-prod` (aws, prod, eu-west-1)")
+    assert text.startswith("## Plan: `aws-prod` (aws, prod, us-east-1)")
     assert "**137 resources** to create (the stack included" in text
     assert "policies: **pass** (0 mandatory, 0 advisory violations)" in text
     assert (

@@ -10,7 +10,9 @@ from conftest import one, plan_with, planned
 from mlops_policies.model import Resource
 from mlops_policies.rules import pools
 
-from infra.settings import SettingsError
+from infra.catalogs import ec2_accelerated_regions
+from infra.settings import SettingsError, load
+from tools import stackfiles
 
 COMPUTE = "azure-native:machinelearningservices:Compute"
 
@@ -85,10 +87,57 @@ def test_alternative_types_are_for_spot_pools() -> None:
         plan_with(
             "aws-dev",
             acceleratorPools={
-                "p": {"kind": "gpu", "type": "g5.xlarge", "alternativeTypes": ["g6.xlarge"]}
+                "p": {"kind": "gpu", "type": "g5.xlarge", "alternativeTypes": ["g5.2xlarge"]}
             },
         )
     assert "alternativeTypes apply to spot pools (spot: true)" in str(caught.value)
+
+
+def _load_aws(region: str, pools: dict[str, Any]) -> list[str]:
+    """The settings lines for aws-dev's settings in `region` with these pools."""
+    values = stackfiles.stack_values("aws-dev")
+    values["aws:region"] = region
+    values["mlops:acceleratorPools"] = pools
+    try:
+        load("aws-dev", stackfiles.as_engine_strings(values))
+    except SettingsError as caught:
+        return str(caught).splitlines()
+    return []
+
+
+TRAINIUM = {"kind": "trainium", "type": "trn1.32xlarge", "maxNodes": 1}
+SPOT_GPU = {"kind": "gpu", "type": "g5.xlarge", "spot": True, "alternativeTypes": ["g6.xlarge"]}
+
+
+def test_an_aws_pool_type_must_be_offered_in_the_stacks_region() -> None:
+    source = "AWS's price list as of 2026-01-21, infra/data/ec2_accelerated_regions.json"
+    assert _load_aws("eu-west-1", {"trn": TRAINIUM, "gpu": SPOT_GPU}) == [
+        "stacks/Pulumi.aws-dev.yaml: mlops:acceleratorPools.gpu.alternativeTypes[0]: "
+        "g6.xlarge is not offered in eu-west-1 (offered in ap-northeast-1, ap-northeast-2, "
+        "ap-south-1, ap-south-2, ap-southeast-2, ap-southeast-5, ca-central-1, eu-central-1, "
+        "eu-central-2, eu-north-1, eu-south-2, eu-west-2, eu-west-3, me-central-1, sa-east-1, "
+        f"us-east-1, us-east-2, us-gov-east-1, us-gov-west-1, us-west-2; {source})",
+        "stacks/Pulumi.aws-dev.yaml: mlops:acceleratorPools.trn.type: trn1.32xlarge is not "
+        f"offered in eu-west-1 (offered in us-east-1, us-east-2, us-west-2; {source})",
+    ]
+    assert _load_aws("us-east-2", {"trn": TRAINIUM, "gpu": SPOT_GPU}) == []
+
+
+def test_a_region_that_does_not_exist_is_said_once_not_per_pool() -> None:
+    (line,) = _load_aws("eu-west-9", {"trn": TRAINIUM})
+    assert line.startswith(
+        "stacks/Pulumi.aws-dev.yaml: aws:region: 'eu-west-9' is not an AWS region"
+    )
+
+
+def test_the_shipped_aws_stacks_run_their_pools_where_they_are_offered() -> None:
+    offers = ec2_accelerated_regions()
+    for stack in ("aws-dev", "aws-prod"):
+        plan = planned(stack)
+        for name, pool in plan.settings.accelerator_pools.items():
+            for type_ in (pool.type, *pool.alternative_types):
+                # Every shipped type is in the table: none escapes the check.
+                assert plan.settings.region in offers.regions[type_], (stack, name, type_)
 
 
 def res(type_: str, props: dict[str, Any]) -> Resource:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import yaml
+from conftest import planned
 
 from infra.settings import SettingsError, load
 from tools import stackfiles
@@ -60,3 +61,11 @@ def test_error_examples_are_what_the_settings_say() -> None:
         _message("aws-dev", **{"mlops:network": {"cidr": "8.8.0.0/16"}}),
     ]
     assert block.strip().splitlines() == [line for m in expected for line in m.splitlines()]
+
+
+def test_the_sample_plan_output_counts_what_the_shipped_stacks_plan() -> None:
+    sample = re.findall(r"^([a-z]+-[a-z]+): (\d+) resources, 0 mandatory", README, re.M)
+    assert len(sample) == len(stackfiles.stack_names())
+    assert {stack: int(count) for stack, count in sample} == {
+        stack: len(planned(stack).registrations) for stack in stackfiles.stack_names()
+    }

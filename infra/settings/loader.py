@@ -25,6 +25,7 @@ from infra.settings.models import (
     PlatformSettings,
     ProjectSettings,
 )
+from infra.settings.pools import check_pool_region
 
 
 def _decode(value: Any) -> Any:
@@ -105,11 +106,16 @@ def load(stack: str, values: Mapping[str, Any]) -> PlatformSettings:
     if not isinstance(cloud, str) or cloud not in PROVIDER_NAMESPACES:
         cloud = None
     problems += _check_namespaces(stack, cloud, values)
+    region_problems = list(_check_region(stack, cloud, values)) if cloud is not None else []
+    problems += region_problems
     if cloud is not None:
-        problems += _check_region(stack, cloud, values)
         problems += _check_gcp_project(stack, cloud, values)
     if project is not None:
         problems += _check_cloud_support(stack, project.cloud, project)
+        if project.cloud == "aws" and not region_problems:
+            # Only in a region that exists: else the region's own line says it all.
+            for name, pool in sorted(project.accelerator_pools.items()):
+                problems += check_pool_region(stack, str(values["aws:region"]), name, pool)
     if problems:
         raise SettingsError.of(problems)
     assert project is not None  # no problem means the model validated

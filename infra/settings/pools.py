@@ -13,6 +13,7 @@ from infra.catalogs import (
     VERTEX_N1_MACHINE_TYPES,
     accelerator_class,
     close_matches,
+    ec2_accelerated_regions,
     ec2_instance_types,
 )
 from infra.settings.errors import NAMESPACE, SettingsError, stack_file
@@ -84,6 +85,26 @@ def _type_problems(cloud: str, pool: AcceleratorPoolSettings) -> Iterator[tuple[
                 "Standard_NC4as_T4_v3)"
             ),
         )
+
+
+def check_pool_region(
+    stack: str, region: str, name: str, pool: AcceleratorPoolSettings
+) -> Iterator[SettingsError]:
+    """An AWS pool's types must be offered in the stack's region: a type that is
+    not would plan cleanly and then never launch a node."""
+    offers = ec2_accelerated_regions()
+    key = f"{NAMESPACE}acceleratorPools.{name}"
+    for field, value in [("type", pool.type)] + [
+        (f"alternativeTypes[{i}]", t) for i, t in enumerate(pool.alternative_types)
+    ]:
+        regions = offers.regions.get(value)
+        if regions is not None and region not in regions:
+            yield SettingsError(
+                stack_file(stack),
+                f"{key}.{field}",
+                f"{value} is not offered in {region} (offered in "
+                f"{', '.join(sorted(regions))}; {offers.cite()})",
+            )
 
 
 def check_pool(
