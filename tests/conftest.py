@@ -72,6 +72,8 @@ def plan_with(stack: str, **overrides: Any) -> StackPlan:
     """Plan a shipped stack with some `mlops:*` keys replaced (keyword = key without namespace)."""
     values = stackfiles.stack_values(stack)
     values.update({f"mlops:{key}": value for key, value in overrides.items()})
+    if values == stackfiles.stack_values(stack):
+        return planned(stack)  # the shipped settings: the run's shared plan
     return plan_values(stack, values)
 
 
