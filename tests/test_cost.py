@@ -390,7 +390,7 @@ def test_write_puts_the_cost_beside_the_plan_and_leaves_the_plan_as_it_was(tmp_p
     assert set(figures["total"]) >= {"monthlyAtMin", "monthlyAtMax", "partialAtMin", "partialAtMax"}
     # The plan keeps the shape of `pulumi preview --json`.
     document = json.loads((tmp_path / "aws-dev.json").read_text())
-    assert set(document) == {"changeSummary", "policyViolations", "steps"}
+    assert set(document) == {"changeSummary", "config", "policyViolations", "steps"}
     assert "### Cost" in (tmp_path / "aws-dev.md").read_text()
     # A gone stack's sidecar goes with its plan; a planned stack keeps its own.
     for suffix in ("json", "md", "cost.json"):

@@ -46,6 +46,9 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_plan_has_the_shape_of_pulumi_preview_json() -> None:
     document = planned("aws-prod").preview_json()
+    # The config the program read, as the engine hands it over: strings.
+    assert document["config"]["aws:region"] == "us-east-1"
+    assert json.loads(document["config"]["mlops:network"])["cidr"] == "10.21.0.0/16"
     steps = document["steps"]
     assert document["changeSummary"] == {"create": len(steps)}
     assert [s["urn"] for s in steps] == sorted(s["urn"] for s in steps)

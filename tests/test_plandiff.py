@@ -748,3 +748,24 @@ def test_a_replacement_reaches_a_consumer_that_was_renamed_by_alias() -> None:
     changes = {c.after.name: c for c in result.changed}
     assert changes["model"].replace_reasons == ("primaryContainer",)
     assert changes["cfg"].replace_reasons == ("productionVariants",)
+
+
+def test_a_stack_that_changes_region_is_warned_that_everything_moves() -> None:
+    from tools.plan import plan_values
+
+    base = planned("aws-dev").preview_json()
+    values = stackfiles.stack_values("aws-dev")
+    values["aws:region"] = "us-east-1"
+    head = plan_values("aws-dev", values).preview_json()
+    diff = diff_plans("aws-dev", base, head)
+    (moved,) = [w for w in diff.warnings if w.type == "pulumi:pulumi:Stack"]
+    assert moved.urn == "urn:pulumi:aws-dev::mlops::pulumi:pulumi:Stack::mlops-aws-dev"
+    assert moved.message.startswith(
+        "`aws:region` changes from `eu-west-1` to `us-east-1`: every resource is created anew"
+    )
+    # The same region, or a base planned before plans carried their config: no such warning.
+    assert diff_plans("aws-dev", base, base).warnings == ()
+    old = {k: v for k, v in base.items() if k != "config"}
+    assert [w.type for w in diff_plans("aws-dev", old, head).warnings].count(
+        "pulumi:pulumi:Stack"
+    ) == 0

@@ -19,7 +19,7 @@ import runpy
 import sys
 import time
 import unittest.mock
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class StackPlan:
     registrations: list[Registration]
     outputs: dict[str, Any]
     findings: list[Finding]
+    # The stack's config as the program read it, as `pulumi preview --json` shows it.
+    config: dict[str, str] = field(default_factory=dict)
 
     @property
     def mandatory(self) -> list[Finding]:
@@ -59,10 +61,20 @@ class StackPlan:
     def preview_json(self) -> dict[str, Any]:
         steps = [_step(r) for r in sorted(self.registrations, key=lambda r: r.urn)]
         return {
+            "config": {key: _shown(value) for key, value in sorted(self.config.items())},
             "changeSummary": {"create": len(steps)},
             "policyViolations": [f.as_json() for f in self.findings],
             "steps": steps,
         }
+
+
+def _shown(value: str) -> str:
+    """A config value as the preview shows it: a secure value only as `[secret]`."""
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value
+    return "[secret]" if isinstance(decoded, dict) and set(decoded) == {"secure"} else value
 
 
 def _step(reg: Registration) -> dict[str, Any]:
@@ -150,7 +162,7 @@ def _run_program(stack: str, settings: PlatformSettings, config: dict[str, str])
     root = pulumi.runtime.get_root_resource()
     outputs = _resolve(dict(getattr(root, "outputs", {})))
     findings = evaluate(monitor.registrations, settings.environment)
-    return StackPlan(stack, settings, monitor.registrations, outputs, findings)
+    return StackPlan(stack, settings, monitor.registrations, outputs, findings, dict(config))
 
 
 def plan_stack(stack: str) -> StackPlan:

@@ -237,6 +237,36 @@ def find_warnings(
     return tuple(sorted(found, key=lambda f: f.urn))
 
 
+# Where a stack's resources live. The default provider of each cloud reads them;
+# a change replaces the provider, and with it every resource it manages.
+LOCATION_KEYS = ("aws:region", "gcp:project", "gcp:region", "azure-native:location")
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def location_warnings(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[Finding]:
+    """A stack whose region, project or location changes moves everything it holds."""
+    before, after = base.get("config") or {}, head.get("config") or {}
+    stack = next(
+        (
+            s["urn"]
+            for s in head.get("steps", [])
+            if s.get("newState", {}).get("type") == STACK_TYPE
+        ),
+        "",
+    )
+    return [
+        Finding(
+            stack,
+            STACK_TYPE,
+            f"{code(key)} changes from {code(before[key])} to {code(after[key])}: every "
+            "resource is created anew there and the old ones are deleted with their data "
+            "(protected ones stop the update); move the data first, or make it a new stack",
+        )
+        for key in LOCATION_KEYS
+        if key in before and key in after and before[key] != after[key]
+    ]
+
+
 def default_stateful_types() -> frozenset[str]:
     """STATEFUL_TYPES from the policy pack's catalog: one list for policies and reports."""
     policies = str(REPO_ROOT / "policies")
@@ -269,6 +299,9 @@ def diff_plans(
         before, after = plan_resources(base or {}), plan_resources(head)
     added, removed, changed = _compare(before, after, facts)
     warnings = find_warnings(added, removed, changed, stateful)
+    if base is not None and facts is None:
+        # A real preview shows the provider's replacement itself.
+        warnings = (*location_warnings(base, head), *warnings)
     if base is None and facts is None:
         status = STATUS_NEW
     else:
