@@ -5,15 +5,12 @@ the jobs it sends, the fields it patches, how it deletes, and where it stops."""
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fake_google import GoogleHandler, google_error, serving
 from google.auth.credentials import AnonymousCredentials
 from pulumi.dynamic.dynamic import serialize_provider
 
@@ -134,56 +131,23 @@ class FakeVertex:
 
 
 def _error(code: int, status: str, message: str) -> tuple[int, dict[str, Any]]:
-    return code, {"error": {"code": code, "message": message, "status": status}}
+    return code, google_error(code, status, message)
 
 
-def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
-    """Answers as the fake in `serving["fake"]` (a fresh one per test) would."""
+def _handler(fakes: dict[str, FakeVertex]) -> type[GoogleHandler]:
+    """Answers as the fake in `fakes["fake"]` (a fresh one per test) would."""
 
-    class Handler(BaseHTTPRequestHandler):
-        # Headers and body leave in two writes; without this the body waits for
-        # the client's delayed acknowledgement of the headers.
-        disable_nagle_algorithm = True
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *_args: Any) -> None:
-            return
-
-        def _reply(self, code: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(code)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            url = urlsplit(self.path)
-            query = {key: values[0] for key, values in parse_qs(url.query).items()}
-            call = Call(self.command, url.path, query, body, time.monotonic())
-            fake = serving["fake"]
+    class Handler(GoogleHandler):
+        def serve(self) -> None:
+            path, query, body = self.received()
+            call = Call(self.command, path, query, body, time.monotonic())
+            fake = fakes["fake"]
             fake.requests.append(call)
             if fake.refuse:
                 code, headers = fake.refuse.pop(0)
-                self._reply(code, _error(code, "REFUSED", f"refused with {code}")[1], headers)
+                self.reply(code, google_error(code, "REFUSED", f"refused with {code}"), headers)
                 return
-            self._reply(*fake.answer(call), {})
-
-        def do_GET(self) -> None:
-            self._serve()
-
-        def do_POST(self) -> None:
-            self._serve()
-
-        def do_PATCH(self) -> None:
-            self._serve()
-
-        def do_DELETE(self) -> None:
-            self._serve()
+            self.reply(*fake.answer(call))
 
     return Handler
 
@@ -191,22 +155,15 @@ def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[dict[str, FakeVertex], str]]:
     """One local server for the file, answering as each test's own fake."""
-    serving: dict[str, FakeVertex] = {}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(serving))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield serving, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    fakes: dict[str, FakeVertex] = {}
+    with serving(_handler(fakes)) as root:
+        yield fakes, root
 
 
 @pytest.fixture
 def vertex(server) -> tuple[FakeVertex, VertexMonitorProvider]:
-    serving, root = server
-    fake = serving["fake"] = FakeVertex()
+    fakes, root = server
+    fake = fakes["fake"] = FakeVertex()
 
     class Local(VertexMonitorProvider):
         api_root = f"{root}/v1"

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fake_google import GoogleHandler, google_error, serving
 from google.auth.credentials import AnonymousCredentials
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
@@ -51,8 +48,7 @@ class Call(NamedTuple):
     body: dict[str, Any] | None
 
 
-def _error(code: int, status: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "status": status}}
+_error = google_error
 
 
 class FakeVertex:
@@ -209,8 +205,8 @@ class FakeVertex:
         return {"timeSeries": [{"points": [{"value": self.metrics[metric]}]}]}
 
 
-def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
-    """Answers as the fake in `serving["fake"]` (a fresh one per test) would."""
+def _handler(fakes: dict[str, FakeVertex]) -> type[GoogleHandler]:
+    """Answers as the fake in `fakes["fake"]` (a fresh one per test) would."""
 
     def read(fake: FakeVertex, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if "/operations/" in path:
@@ -254,33 +250,11 @@ def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
             fake.finish(reply["name"])
         return fake.lose.pop(suffix)
 
-    class Handler(BaseHTTPRequestHandler):
-        # Headers and body leave in two writes; without this the body waits for
-        # the client's delayed acknowledgement of the headers.
-        disable_nagle_algorithm = True
-        # Connections kept open between requests, as Google's front ends do.
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *_args: Any) -> None:
-            return
-
-        def _reply(self, code: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(code)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            url = urlsplit(self.path)
-            query = {key: values[0] for key, values in parse_qs(url.query).items()}
-            call = Call(self.command, url.path, query, body)
-            fake = serving["fake"]
+    class Handler(GoogleHandler):
+        def serve(self) -> None:
+            path, query, body = self.received()
+            call = Call(self.command, path, query, body)
+            fake = fakes["fake"]
             fake.requests.append(call)
             if fake.drop:
                 fake.drop -= 1
@@ -288,7 +262,7 @@ def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
                 return
             if fake.refuse:
                 code, headers = fake.refuse.pop(0)
-                self._reply(code, _error(code, "REFUSED", f"refused with {code}"), headers)
+                self.reply(code, _error(code, "REFUSED", f"refused with {code}"), headers)
                 return
             code, reply = answer(fake, call)
             status = lost(fake, call, reply)
@@ -297,16 +271,7 @@ def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
                 return
             if status:
                 reply = _error(status, "UNAVAILABLE", "The service is unavailable.")
-            self._reply(status or code, reply, {})
-
-        def do_GET(self) -> None:
-            self._serve()
-
-        def do_POST(self) -> None:
-            self._serve()
-
-        def do_PATCH(self) -> None:
-            self._serve()
+            self.reply(status or code, reply)
 
     return Handler
 
@@ -314,22 +279,15 @@ def _handler(serving: dict[str, FakeVertex]) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[dict[str, FakeVertex], str]]:
     """One local server for the file, answering as each test's own fake."""
-    serving: dict[str, FakeVertex] = {}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(serving))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield serving, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    fakes: dict[str, FakeVertex] = {}
+    with serving(_handler(fakes)) as root:
+        yield fakes, root
 
 
 @pytest.fixture
 def vertex(server) -> tuple[FakeVertex, VertexDeploymentProvider]:
-    serving, root = server
-    fake = serving["fake"] = FakeVertex()
+    fakes, root = server
+    fake = fakes["fake"] = FakeVertex()
 
     class Local(VertexDeploymentProvider):
         api_root = f"{root}/v1"
