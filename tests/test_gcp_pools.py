@@ -6,7 +6,7 @@ external IP; each pool's own least-privileged account."""
 from __future__ import annotations
 
 import pytest
-from conftest import of_type, one, plan_with
+from conftest import of_type, one, plan_with, planned
 
 from infra.gcp.pool import GPU_IMAGE
 from tools.mockcloud import GCP_PROJECT_NUMBER
@@ -290,3 +290,22 @@ def test_a_tpu_pool_is_min_nodes_slices_of_its_type(plan) -> None:
     for pool in ("lite", "trillium", "idle"):
         for type_ in (TEMPLATE, GROUP, AUTOSCALER, TOPIC):
             assert not [r for r in of_type(plan, type_) if f"-pool-{pool}-" in r.name]
+
+
+# Zones https://cloud.google.com/tpu/docs/regions-zones lists for the generation
+# the shipped stacks use (read 2026-11-28). Another generation: read its zones
+# there and add them here.
+TPU_ZONES = {
+    "v6e": {"europe-west4-a", "us-central1-b", "us-east1-d", "us-east5-a", "us-east5-b"},
+}
+
+
+def test_the_shipped_tpu_slice_is_a_generation_its_zone_offers() -> None:
+    plan = planned("gcp-prod")
+    (node,) = of_type(plan, TPU)
+    (pool,) = [p for p in plan.settings.accelerator_pools.values() if p.kind == "tpu"]
+    generation = pool.type.rsplit("-", 1)[0]
+    assert node.inputs["zone"] in TPU_ZONES.get(generation, set()), (
+        generation,
+        node.inputs["zone"],
+    )
