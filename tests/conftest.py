@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import fcntl
-import functools
+import gc
+import hashlib
 import json
 import os
 import pickle
@@ -17,7 +18,7 @@ import pytest
 
 from tools import stackfiles
 from tools.mockcloud import Registration
-from tools.plan import StackPlan, plan_stack, plan_values
+from tools.plan import StackPlan, plan_values, tune_collector
 
 # Where the test processes of one run share the shipped stacks' plans.
 SHARED_PLANS = "MLOPS_TEST_SHARED_PLANS"
@@ -27,6 +28,7 @@ _OWNED = pytest.StashKey[str]()
 def pytest_configure(config: pytest.Config) -> None:
     """The controlling process makes a fresh folder its workers inherit (never
     one from the environment: its plans could predate the code under test)."""
+    tune_collector()  # every test process plans, as `make plan` does
     if not hasattr(config, "workerinput"):
         os.environ[SHARED_PLANS] = tempfile.mkdtemp(prefix="mlops-plans-")
         config.stash[_OWNED] = os.environ[SHARED_PLANS]
@@ -42,6 +44,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     index = int(worker[2:])
     for stack in stackfiles.stack_names()[index::count]:
         planned(stack)
+    # What is loaded now (the SDKs, the shipped plans) stays for the whole run:
+    # the cycle collector need not walk it again.
+    gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -51,30 +56,45 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop(SHARED_PLANS, None)
 
 
-@functools.cache
 def planned(stack: str) -> StackPlan:
-    """The shipped stack's plan, computed once per test run: the first process
-    to ask plans it, the others (pytest-xdist workers) wait for it and read it."""
-    shared = os.environ.get(SHARED_PLANS)
-    if not shared or not Path(shared).is_dir():
-        return plan_stack(stack)
-    stored = Path(shared, f"{stack}.pickle")
-    with Path(shared, f"{stack}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stored.exists():
-            return pickle.loads(stored.read_bytes())
-        plan = plan_stack(stack)
-        stored.write_bytes(pickle.dumps(plan))
-        return plan
+    """The shipped stack's plan, computed once per test run."""
+    return _shared_plan(stack, stackfiles.stack_values(stack))
 
 
 def plan_with(stack: str, **overrides: Any) -> StackPlan:
-    """Plan a shipped stack with some `mlops:*` keys replaced (keyword = key without namespace)."""
+    """Plan a shipped stack with some `mlops:*` keys replaced (keyword = key without
+    namespace), once per test run for the same values."""
     values = stackfiles.stack_values(stack)
     values.update({f"mlops:{key}": value for key, value in overrides.items()})
-    if values == stackfiles.stack_values(stack):
-        return planned(stack)  # the shipped settings: the run's shared plan
-    return plan_values(stack, values)
+    return _shared_plan(stack, values)
+
+
+_PLANS: dict[str, StackPlan] = {}
+
+
+def _shared_plan(stack: str, values: dict[str, Any]) -> StackPlan:
+    """The plan of these settings, made once per run: the first process to ask
+    plans it, the others (pytest-xdist workers) wait for it and read it.
+    Settings that do not load raise here, in every process that asks."""
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+    name = f"{stack}-{digest[:16]}"
+    if name not in _PLANS:
+        _PLANS[name] = _plan_once(name, stack, values)
+    return _PLANS[name]
+
+
+def _plan_once(name: str, stack: str, values: dict[str, Any]) -> StackPlan:
+    shared = os.environ.get(SHARED_PLANS)
+    if not shared or not Path(shared).is_dir():
+        return plan_values(stack, values)
+    stored = Path(shared, f"{name}.pickle")
+    with Path(shared, f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stored.exists():
+            return pickle.loads(stored.read_bytes())
+        plan = plan_values(stack, values)
+        stored.write_bytes(pickle.dumps(plan))
+        return plan
 
 
 # Serving, operations (alerts, audit) and pool components: tests/test_*_endpoints.py,

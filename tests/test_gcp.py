@@ -201,8 +201,11 @@ def test_lifecycle_follows_settings(dev) -> None:
     assert log_rules[2:] == [{"action": {"type": "Delete"}, "condition": {"age": 90}}]
 
 
-def test_zones_retention_and_logging_come_from_settings() -> None:
-    plan = plan_with(
+@pytest.fixture(scope="module")
+def loosened():
+    """gcp-dev with its lake and registry settings changed at once: one plan for
+    the tests that read each (their resources and policies do not overlap)."""
+    return plan_with(
         "gcp-dev",
         lake={
             "zones": ["landing", "gold"],
@@ -210,9 +213,23 @@ def test_zones_retention_and_logging_come_from_settings() -> None:
             "retention": {"softDeleteDays": 30, "abortIncompleteUploadDays": 2},
             "accessLogs": {"enabled": False},
         },
+        registries={
+            "containers": {
+                "repositories": ["batch"],
+                "immutableTags": False,
+                "scanOnPush": False,
+                "untaggedRetentionDays": 3,
+                "keepLastImages": 5,
+            },
+            "models": {"enabled": False},
+        },
         endpoints={},
         acceleratorPools={},
     )
+
+
+def test_zones_retention_and_logging_come_from_settings(loosened) -> None:
+    plan = loosened
     buckets = of_type(plan, BUCKET)
     assert sorted(b.inputs["labels"]["zone"] for b in buckets) == ["gold", "landing"]
     gold = _bucket(plan, "gold").inputs
@@ -227,7 +244,6 @@ def test_zones_retention_and_logging_come_from_settings() -> None:
     # No log store asked for: none built, and the policy pack says so (advisory in dev).
     assert all("logging" not in b.inputs for b in buckets)
     assert of_type(plan, BUCKET_GRANT) == []
-    assert plan.mandatory == []
     assert {(f.policy, f.level) for f in plan.advisory} == {("storage-access-logging", "advisory")}
 
 
@@ -268,21 +284,8 @@ def test_registry_is_one_encrypted_immutable_scanned_docker_repository_per_name(
         assert scanning_api.urn in repo.dependencies
 
 
-def test_registry_follows_settings() -> None:
-    plan = plan_with(
-        "gcp-dev",
-        registries={
-            "containers": {
-                "repositories": ["batch"],
-                "immutableTags": False,
-                "scanOnPush": False,
-                "untaggedRetentionDays": 3,
-                "keepLastImages": 5,
-            },
-            "models": {"enabled": False},
-        },
-        endpoints={},
-    )
+def test_registry_follows_settings(loosened) -> None:
+    plan = loosened
     repo = one(plan, REPOSITORY)
     assert repo.inputs["repositoryId"] == "mlops-gcp-dev-batch"
     assert repo.inputs["dockerConfig"] == {"immutableTags": False}
@@ -291,7 +294,8 @@ def test_registry_follows_settings() -> None:
     assert policies["delete-untagged"]["condition"]["olderThan"] == "259200s"
     assert policies["keep-most-recent"]["mostRecentVersions"] == {"keepCount": 5}
     assert [s.inputs["service"] for s in of_type(plan, SERVICE) if "scanning" in s.name] == []
-    # The pack refuses what the settings loosened.
+    # The pack refuses what the settings loosened (and only that: the lake's
+    # missing access logs are advisory in dev).
     assert {f.policy for f in plan.mandatory} == {"registry-scanning", "registry-immutable-tags"}
 
 
@@ -348,8 +352,17 @@ def test_every_labelled_resource_carries_the_platform_labels(prod) -> None:
         assert expected.items() <= resource.inputs["labels"].items(), resource.name
 
 
-def test_labels_are_valid_gcp_labels() -> None:
-    plan = plan_with("gcp-dev", owner="ml.platform@example.com")
+@pytest.fixture(scope="module")
+def relabelled():
+    """gcp-dev with another owner and the model registry asked for: neither adds
+    a resource, so the tests below share one plan."""
+    return plan_with(
+        "gcp-dev", owner="ml.platform@example.com", registries={"models": {"enabled": True}}
+    )
+
+
+def test_labels_are_valid_gcp_labels(relabelled) -> None:
+    plan = relabelled
     for resource in (r for r in plan.registrations if "labels" in r.inputs and r.type != CHANNEL):
         assert resource.inputs["labels"]["owner"] == "ml_platform_example_com"
         for key, value in resource.inputs["labels"].items():
@@ -395,8 +408,8 @@ def test_stack_outputs_name_what_users_need(dev) -> None:
     assert "modelRegistry" not in outputs
 
 
-def test_model_registry_is_vertex_and_provisions_nothing(dev) -> None:
-    plan = plan_with("gcp-dev", registries={"models": {"enabled": True}})
+def test_model_registry_is_vertex_and_provisions_nothing(dev, relabelled) -> None:
+    plan = relabelled
     assert plan.outputs["modelRegistry"] == "projects/mlops-platform-dev/locations/europe-west4"
     assert sorted(r.urn for r in plan.registrations) == sorted(r.urn for r in dev.registrations)
 

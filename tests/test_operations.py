@@ -76,16 +76,38 @@ def aws_variant():
     return plan_with("aws-dev", alerts=WEBHOOK, audit={"cloudWatchLogs": True})
 
 
-def test_a_webhook_joins_every_route(aws_variant) -> None:
+GCP_CHURN = {
+    "model": {
+        "image": {"repository": "serving", "tag": "1"},
+        "artifact": {"zone": "curated", "path": "models/churn/1/model.tar.gz"},
+    },
+    "instanceType": "n1-standard-4",
+    "monitoring": {
+        "baseline": {"zone": "features", "path": "training/churn"},
+        "scheduleHours": 6,
+        "driftThreshold": 0.2,
+        "featureThresholds": {"age": 0.1},
+        "samplingPercent": 50,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def gcp_variant():
+    """gcp-dev with a webhook, serving an endpoint that captures nothing."""
+    quiet = {**GCP_CHURN, "dataCapture": {"percent": 0}}
+    return plan_with("gcp-dev", alerts=WEBHOOK, endpoints={"churn": quiet})
+
+
+def test_a_webhook_joins_every_route(aws_variant, gcp_variant) -> None:
     protocols = sorted(
         s.inputs["protocol"]
         for s in of_type(aws_variant, "aws:sns/topicSubscription:TopicSubscription")
     )
     assert protocols == ["email", "https"]
-    gcp = plan_with("gcp-dev", alerts=WEBHOOK, endpoints={})
     types = sorted(
         c.inputs["type"]
-        for c in of_type(gcp, "gcp:monitoring/notificationChannel:NotificationChannel")
+        for c in of_type(gcp_variant, "gcp:monitoring/notificationChannel:NotificationChannel")
     )
     assert types == ["email", "webhook_tokenauth"]
 
@@ -122,22 +144,8 @@ def test_aws_drift_is_checked_privately_under_the_platform_key() -> None:
     assert job.urn in schedule.property_dependencies["monitoringScheduleConfig"]
 
 
-def test_drift_monitors_follow_the_monitoring_settings() -> None:
-    churn = {
-        "model": {
-            "image": {"repository": "serving", "tag": "1"},
-            "artifact": {"zone": "curated", "path": "models/churn/1/model.tar.gz"},
-        },
-        "instanceType": "n1-standard-4",
-        "monitoring": {
-            "baseline": {"zone": "features", "path": "training/churn"},
-            "scheduleHours": 6,
-            "driftThreshold": 0.2,
-            "featureThresholds": {"age": 0.1},
-            "samplingPercent": 50,
-        },
-    }
-    gcp = plan_with("gcp-dev", endpoints={"churn": churn})
+def test_drift_monitors_follow_the_monitoring_settings(gcp_variant) -> None:
+    gcp = plan_with("gcp-dev", endpoints={"churn": GCP_CHURN})
     monitor = one(gcp, "pulumi-python:dynamic/gcp:VertexModelMonitor").inputs
     assert monitor["baselineUri"] == "gs://mlops-gcp-dev-lake-features/training/churn/*.csv"
     assert monitor["scheduleHours"] == 6
@@ -145,8 +153,7 @@ def test_drift_monitors_follow_the_monitoring_settings() -> None:
     assert monitor["driftThresholds"] == {"default": 0.2, "features": {"age": 0.1}}
     assert monitor["notificationEmails"] == [ADDRESS]
     # No capture, or monitoring off: nothing to watch, no monitor.
-    quiet = plan_with("gcp-dev", endpoints={"churn": {**churn, "dataCapture": {"percent": 0}}})
-    assert of_type(quiet, "pulumi-python:dynamic/gcp:VertexModelMonitor") == []
+    assert of_type(gcp_variant, "pulumi-python:dynamic/gcp:VertexModelMonitor") == []
 
 
 def test_azure_drift_monitor_compares_collected_requests_with_the_baseline() -> None:
