@@ -63,7 +63,8 @@ def planned(stack: str) -> StackPlan:
 
 def plan_with(stack: str, **overrides: Any) -> StackPlan:
     """Plan a shipped stack with some `mlops:*` keys replaced (keyword = key without
-    namespace), once per test run for the same values."""
+    namespace), once per test run for the same values. A test that patches the
+    program or the mocks plans with `tools.plan.plan_values`, which never shares."""
     values = stackfiles.stack_values(stack)
     values.update({f"mlops:{key}": value for key, value in overrides.items()})
     return _shared_plan(stack, values)

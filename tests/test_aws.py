@@ -198,16 +198,23 @@ def test_lifecycle_follows_settings(dev) -> None:
     }
 
 
-def test_zones_and_tiering_come_from_settings() -> None:
-    plan = plan_with(
+@pytest.fixture(scope="module")
+def reshaped():
+    """aws-dev with other lake zones and no model registry (one plan for both tests)."""
+    return plan_with(
         "aws-dev",
         lake={
             "zones": ["landing", "gold"],
             "tiering": {"coolAfterDays": 45, "archiveAfterDays": None},
         },
+        registries={"models": {"enabled": False}},
         # The shipped endpoint reads from the curated zone, which this lake lacks.
         endpoints={},
     )
+
+
+def test_zones_and_tiering_come_from_settings(reshaped) -> None:
+    plan = reshaped
     zones = sorted(
         b.inputs["tags"]["zone"] for b in of_type(plan, BUCKET) if "zone" in b.inputs["tags"]
     )
@@ -287,10 +294,10 @@ def test_ecr_grants_pull_and_push_only_to_the_platform_roles(dev) -> None:
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
 
 
-def test_model_registry_follows_settings(dev) -> None:
+def test_model_registry_follows_settings(dev, reshaped) -> None:
     group = one(dev, "aws:sagemaker/modelPackageGroup:ModelPackageGroup")
     assert group.inputs["modelPackageGroupName"] == "mlops-aws-dev-models"
-    without = plan_with("aws-dev", registries={"models": {"enabled": False}}, endpoints={})
+    without = reshaped
     assert of_type(without, "aws:sagemaker/modelPackageGroup:ModelPackageGroup") == []
 
 

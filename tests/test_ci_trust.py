@@ -48,11 +48,27 @@ def test_no_role_of_any_stack_trusts_an_accounts_root() -> None:
                 assert "AWS" not in principal, (stack, role.name, principal)
 
 
-def test_an_existing_provider_is_used_and_without_ci_nobody_is_granted_pushes() -> None:
-    arn = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
-    shared = plan_with(
-        "aws-dev", ci={"repository": "acme/mlops-platform", "oidcProvider": arn}, endpoints={}
+EXISTING_PROVIDER = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
+
+
+@pytest.fixture(scope="module")
+def federated():
+    """aws-dev trusting a provider the account already has, with a state bucket."""
+    return plan_with(
+        "aws-dev",
+        ci={
+            "repository": "acme/mlops-platform",
+            "oidcProvider": EXISTING_PROVIDER,
+            "stateBucket": "acme-pulumi-state",
+        },
+        endpoints={},
+        acceleratorPools={},
     )
+
+
+def test_an_existing_provider_is_used_and_without_ci_nobody_is_granted_pushes(federated) -> None:
+    arn = EXISTING_PROVIDER
+    shared = federated
     assert [r for r in shared.registrations if r.type == PROVIDER] == []
     trust = policy_doc(one(shared, ROLE, "-publisher").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Federated": arn}
@@ -189,13 +205,8 @@ def test_previews_come_from_pull_requests_and_deploys_from_the_stacks_environmen
         assert variables["repository"]["AWS_REGION"] == region
 
 
-def test_previews_may_take_the_backends_locks_and_nothing_more_there() -> None:
-    plan = plan_with(
-        "aws-dev",
-        ci={"repository": "acme/mlops-platform", "stateBucket": "acme-pulumi-state"},
-        endpoints={},
-        acceleratorPools={},
-    )
+def test_previews_may_take_the_backends_locks_and_nothing_more_there(federated) -> None:
+    plan = federated
     statements = {
         s["Sid"]: s
         for s in policy_doc(
