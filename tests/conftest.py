@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import gc
 import hashlib
 import json
@@ -56,6 +57,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop(SHARED_PLANS, None)
 
 
+@functools.cache
 def planned(stack: str) -> StackPlan:
     """The shipped stack's plan, computed once per test run."""
     return _shared_plan(stack, stackfiles.stack_values(stack))

@@ -20,7 +20,8 @@ CLOUDS = ("aws", "gcp", "azure")
 
 
 def workflow() -> dict[str, Any]:
-    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    # libyaml's safe loader: the same YAML 1.1 reading, a tenth of the time.
+    return yaml.load(WORKFLOW.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
 
 
 def inputs() -> dict[str, Any]:

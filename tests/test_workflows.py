@@ -31,7 +31,8 @@ MARKER = "<!-- mlops-plan-report -->"
 
 
 def load(name: str) -> dict[str, Any]:
-    return yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    # libyaml's safe loader: the same YAML 1.1 reading, a tenth of the time.
+    return yaml.load((WORKFLOWS / name).read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
 
 
 def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
