@@ -13,13 +13,17 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tools import stackfiles
-from tools.mockcloud import Registration
-from tools.plan import StackPlan, plan_values, tune_collector
+
+if TYPE_CHECKING:
+    # Imported where a plan is made: the controlling process of an xdist run
+    # makes none, and starts its workers sooner without the Pulumi SDK.
+    from tools.mockcloud import Registration
+    from tools.plan import StackPlan
 
 # Where the test processes of one run share the shipped stacks' plans.
 SHARED_PLANS = "MLOPS_TEST_SHARED_PLANS"
@@ -29,7 +33,6 @@ _OWNED = pytest.StashKey[str]()
 def pytest_configure(config: pytest.Config) -> None:
     """The controlling process makes a fresh folder its workers inherit (never
     one from the environment: its plans could predate the code under test)."""
-    tune_collector()  # every test process plans, as `make plan` does
     if not hasattr(config, "workerinput"):
         os.environ[SHARED_PLANS] = tempfile.mkdtemp(prefix="mlops-plans-")
         config.stash[_OWNED] = os.environ[SHARED_PLANS]
@@ -87,6 +90,9 @@ def _shared_plan(stack: str, values: dict[str, Any]) -> StackPlan:
 
 
 def _plan_once(name: str, stack: str, values: dict[str, Any]) -> StackPlan:
+    from tools.plan import plan_values, tune_collector
+
+    tune_collector()  # a test process plans as `make plan` does
     shared = os.environ.get(SHARED_PLANS)
     if not shared or not Path(shared).is_dir():
         return plan_values(stack, values)
