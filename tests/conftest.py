@@ -48,6 +48,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     index = int(worker[2:])
     for stack in stackfiles.stack_names()[index::count]:
         planned(stack)
+    if index < 2 <= count:
+        _write_own_plan(own_plan_dir(worker))
     # What is loaded now (the SDKs, the shipped plans) stays for the whole run:
     # the cycle collector need not walk it again.
     gc.freeze()
@@ -58,6 +60,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if owned:
         shutil.rmtree(owned, ignore_errors=True)
         os.environ.pop(SHARED_PLANS, None)
+
+
+# Two workers (two interpreters, each with its own string-hash seed) each plan
+# this stack themselves and write it: tests/test_plan.py compares the files.
+OWN_PLAN_STACK = "aws-dev"
+
+
+def own_plan_dir(worker: str) -> Path:
+    return Path(os.environ[SHARED_PLANS], "own", worker)
+
+
+def _write_own_plan(out: Path) -> None:
+    from tools.plan import plan_values, write
+
+    values = stackfiles.stack_values(OWN_PLAN_STACK)
+    name = _plan_name(OWN_PLAN_STACK, values)
+    plan = _PLANS[name] if name in _MADE_HERE else plan_values(OWN_PLAN_STACK, values)
+    write(plan, out)
+    # Written last, so a reader never sees half the files: this process's seed.
+    (out / "hash").write_text(str(hash(OWN_PLAN_STACK)))
 
 
 @functools.cache
@@ -76,14 +98,19 @@ def plan_with(stack: str, **overrides: Any) -> StackPlan:
 
 
 _PLANS: dict[str, StackPlan] = {}
+_MADE_HERE: set[str] = set()  # the plans this process made, not read from another
+
+
+def _plan_name(stack: str, values: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+    return f"{stack}-{digest[:16]}"
 
 
 def _shared_plan(stack: str, values: dict[str, Any]) -> StackPlan:
     """The plan of these settings, made once per run: the first process to ask
     plans it, the others (pytest-xdist workers) wait for it and read it.
     Settings that do not load raise here, in every process that asks."""
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
-    name = f"{stack}-{digest[:16]}"
+    name = _plan_name(stack, values)
     if name not in _PLANS:
         _PLANS[name] = _plan_once(name, stack, values)
     return _PLANS[name]
@@ -95,6 +122,7 @@ def _plan_once(name: str, stack: str, values: dict[str, Any]) -> StackPlan:
     tune_collector()  # a test process plans as `make plan` does
     shared = os.environ.get(SHARED_PLANS)
     if not shared or not Path(shared).is_dir():
+        _MADE_HERE.add(name)
         return plan_values(stack, values)
     stored = Path(shared, f"{name}.pickle")
     with Path(shared, f"{name}.lock").open("w") as lock:
@@ -102,6 +130,7 @@ def _plan_once(name: str, stack: str, values: dict[str, Any]) -> StackPlan:
         if stored.exists():
             return pickle.loads(stored.read_bytes())
         plan = plan_values(stack, values)
+        _MADE_HERE.add(name)
         stored.write_bytes(pickle.dumps(plan))
         return plan
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import planned
+from conftest import OWN_PLAN_STACK, own_plan_dir, planned
 
 from infra.settings import NAME_RULE
 from tools import stackfiles
@@ -69,16 +69,24 @@ def test_plan_has_the_shape_of_pulumi_preview_json() -> None:
 
 
 def test_same_settings_give_the_same_bytes_across_processes(tmp_path: Path) -> None:
-    # This process's plan (the run's shared one) against a new process's.
-    write(planned("aws-dev"), tmp_path / "a")
-    result = _cli("--stack", "aws-dev", "--out", str(tmp_path / "b"), env={"PYTHONHASHSEED": "7"})
-    assert result.returncode == 0, result.stderr
-    for suffix in ("json", "md"):
-        first = (tmp_path / "a" / f"aws-dev.{suffix}").read_bytes()
-        assert first == (tmp_path / "b" / f"aws-dev.{suffix}").read_bytes()
-    line = result.stdout.strip()
-    assert line.startswith("aws-dev: 121 resources, 0 mandatory / 0 advisory violations, ")
-    assert line.endswith(" s")
+    """Two interpreters with different string-hash seeds write the same bytes. In
+    a run with workers, two of them planned the stack at start (conftest);
+    otherwise, or if the environment fixes the seed, a CLI process planned with
+    another seed is compared with this process's plan."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    folders = [own_plan_dir(f"gw{index}") for index in range(2)] if workers >= 2 else []
+    seeds = {(folder / "hash").read_text() for folder in folders}
+    if len(seeds) < 2:
+        write(planned(OWN_PLAN_STACK), tmp_path / "a")
+        result = _cli(
+            "--stack", OWN_PLAN_STACK, "--out", str(tmp_path / "b"),
+            env={"PYTHONHASHSEED": "7" if os.environ.get("PYTHONHASHSEED") != "7" else "8"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        folders = [tmp_path / "a", tmp_path / "b"]
+    for suffix in ("json", "md", "cost.json"):
+        first, second = ((f / f"{OWN_PLAN_STACK}.{suffix}").read_bytes() for f in folders)
+        assert first == second, suffix
 
 
 @pytest.fixture
@@ -117,7 +125,9 @@ def test_unknown_stack_name_is_one_line_listing_the_stacks(
     ]
 
 
-def test_any_stack_file_is_planned_by_its_name_or_its_path(stacks: Path, tmp_path: Path) -> None:
+def test_any_stack_file_is_planned_by_its_name_or_its_path(
+    stacks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert stackfiles.stack_name("aws-dev") == "aws-dev"
     assert stackfiles.stack_name("Pulumi.aws-dev.yaml") == "aws-dev"
     assert stackfiles.stack_name("aws-prod.yaml") == "aws-prod"
@@ -126,6 +136,9 @@ def test_any_stack_file_is_planned_by_its_name_or_its_path(stacks: Path, tmp_pat
     assert "aws-sandbox-dev" in stackfiles.stack_names()
     out = tmp_path / "plan"
     assert main(["--stack", str(stacks / "Pulumi.aws-sandbox-dev.yaml"), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("aws-sandbox-dev: 121 resources, 0 mandatory / 0 advisory violations, ")
+    assert line.endswith(" s")
     assert sorted(p.name for p in out.iterdir()) == [
         "aws-sandbox-dev.cost.json",
         "aws-sandbox-dev.json",
