@@ -15,15 +15,13 @@ import pytest
 from conftest import planned
 
 from infra.settings import AcceleratorPoolSettings, EndpointSettings, PlatformSettings, load
+from infra.settings.endpoints import EndpointAccelerator, ImageRef, ServedModel
 from infra.settings.models import (
     AlertSettings,
     AuditSettings,
-    EndpointAccelerator,
-    ImageRef,
     LakeSettings,
     NetworkSettings,
     RegistrySettings,
-    ServedModel,
 )
 from tools import plandiff, stackfiles
 from tools.cost import PRICES_DIR, PriceTable, estimate, tpu_chips

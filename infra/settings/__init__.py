@@ -7,12 +7,15 @@ a bad value raises `SettingsError`, whose text is one line naming the stack
 file, the key path and what is wrong.
 
 - `errors.py`: `SettingsError` and the stack file's name.
-- `models.py`: the schema, one pydantic model per block, with per-field checks.
+- `models.py`: the schema, one pydantic model per block, with per-field checks;
+  `endpoints.py` holds the endpoint block, `fields.py` the base model and the
+  field checks the blocks share.
 - `checks.py`: checks across keys, clouds and catalogs.
 - `loader.py`: `load`, which runs the schema and the checks and reports every
   problem at once.
 """
 
+from infra.settings.endpoints import BaselineRef
 from infra.settings.errors import SettingsError, stack_file
 from infra.settings.loader import load
 from infra.settings.models import (
@@ -21,7 +24,6 @@ from infra.settings.models import (
     AcceleratorPoolSettings,
     AlertSettings,
     AuditSettings,
-    BaselineRef,
     CiSettings,
     ContainerRegistrySettings,
     EndpointSettings,

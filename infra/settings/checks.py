@@ -32,6 +32,7 @@ from infra.catalogs import (
     sagemaker_inference_instance_types,
     vertex_series_carrying,
 )
+from infra.settings.endpoints import EndpointAccelerator, EndpointSettings
 from infra.settings.errors import NAMESPACE, SettingsError, stack_file
 from infra.settings.models import (
     AWS_VPC_PREFIXES,
@@ -41,8 +42,6 @@ from infra.settings.models import (
     PROVIDER_NAMESPACES,
     REGION_KEYS,
     REQUIRED_PROVIDER_KEYS,
-    EndpointAccelerator,
-    EndpointSettings,
     ProjectSettings,
 )
 from infra.settings.pools import check_pool

@@ -18,10 +18,10 @@ from infra.settings.checks import (
     _check_region,
 )
 from infra.settings.errors import NAMESPACE, SettingsError, stack_file
+from infra.settings.fields import Model
 from infra.settings.models import (
     PROVIDER_NAMESPACES,
     REGION_KEYS,
-    Model,
     PlatformSettings,
     ProjectSettings,
 )

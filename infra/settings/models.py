@@ -9,14 +9,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
+from infra.settings.endpoints import EndpointAccelerator, EndpointSettings
 from infra.settings.errors import PROJECT
+from infra.settings.fields import (
+    NAME,
+    NAME_RULE,
+    Days,
+    Model,
+    RepositoryName,
+    ZoneName,
+    matching,
+    unique_items,
+)
 
 Cloud = Literal["aws", "gcp", "azure"]
 Environment = Literal["dev", "staging", "prod"]
@@ -38,60 +46,6 @@ GCP_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 OWNER_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,62}$"
 COST_CENTER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-NAME_RULE = (
-    "3 to 20 lowercase letters, digits and single '-', starting with a letter, not ending with '-'"
-)
-# The strictest rule of the three clouds (Azure container names) so a name works on all.
-_NAME = re.compile(r"^(?=.{3,20}$)[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-
-
-def _name(kind: str):
-    def check(value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a valid {kind} name ({NAME_RULE})")
-        return value
-
-    return AfterValidator(check)
-
-
-def _unique(kind: str):
-    def check(values: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for value in values:
-            if value in seen:
-                raise ValueError(f"{kind} {value!r} is listed twice")
-            seen.add(value)
-        return values
-
-    return AfterValidator(check)
-
-
-def _matches(kind: str, pattern: str, rule: str):
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.match(value):
-            raise ValueError(f"{value!r} is not a valid {kind} ({rule})")
-        return value
-
-    return AfterValidator(check)
-
-
-ZoneName = Annotated[str, _name("zone")]
-RepositoryName = Annotated[str, _name("repository")]
-Days = Annotated[int, Field(ge=1, le=3650)]
-
-
-class Model(BaseModel):
-    """Base for every settings object: immutable, camelCase keys, no unknown keys."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-        strict=False,
-    )
 
 
 class Tiering(Model):
@@ -126,7 +80,7 @@ class AccessLogs(Model):
 
 
 class LakeSettings(Model):
-    zones: Annotated[list[ZoneName], Field(min_length=1, max_length=10), _unique("zone")] = [
+    zones: Annotated[list[ZoneName], Field(min_length=1, max_length=10), unique_items("zone")] = [
         "raw",
         "curated",
         "features",
@@ -138,7 +92,7 @@ class LakeSettings(Model):
 
 class ContainerRegistrySettings(Model):
     repositories: Annotated[
-        list[RepositoryName], Field(min_length=1, max_length=50), _unique("repository")
+        list[RepositoryName], Field(min_length=1, max_length=50), unique_items("repository")
     ] = ["training", "serving"]
     immutable_tags: bool = True
     scan_on_push: bool = True
@@ -263,197 +217,6 @@ ACCELERATOR_CLOUDS: dict[str, frozenset[str]] = {
 }
 
 
-IMAGE_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-IMAGE_DIGEST = r"^sha256:[a-f0-9]{64}$"
-# A relative object path: no leading '/', no '..' segment, no empty segment.
-ARTIFACT_PATH = r"^(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$"
-
-
-class ImageRef(Model):
-    """A serving image in the stack's own container registry, pinned by tag or digest."""
-
-    repository: RepositoryName
-    tag: Annotated[str, _matches("image tag", IMAGE_TAG, "letters, digits, _ . -")] | None = None
-    digest: Annotated[str, _matches("image digest", IMAGE_DIGEST, "sha256:<64 hex>")] | None = None
-
-    @model_validator(mode="after")
-    def _pinned(self) -> ImageRef:
-        if (self.tag is None) == (self.digest is None):
-            raise ValueError("give the image exactly one of tag or digest")
-        return self
-
-
-class ArtifactRef(Model):
-    """Where the model's artifact lies in the lake: a zone and a path inside it."""
-
-    zone: ZoneName
-    path: Annotated[
-        str,
-        _matches(
-            "artifact path", ARTIFACT_PATH, "a relative path like models/churn/3/model.tar.gz"
-        ),
-    ]
-
-
-class ServedModel(Model):
-    """The image (and its artifact from the lake), or a version of the stack's model registry."""
-
-    image: ImageRef | None = None
-    artifact: ArtifactRef | None = None
-    registry_version: Annotated[int, Field(ge=1)] | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ServedModel:
-        if self.registry_version is not None and (self.image or self.artifact):
-            raise ValueError(
-                "registryVersion names image and artifact itself; give one or the other"
-            )
-        if self.registry_version is None and self.image is None:
-            raise ValueError("give an image (with its artifact) or a registryVersion")
-        return self
-
-
-UTILIZATION_METRICS = ("cpuUtilization", "gpuUtilization")
-
-
-class Autoscaling(Model):
-    """Target tracking between minReplicas and maxReplicas."""
-
-    metric: Literal["invocationsPerReplica", "cpuUtilization", "gpuUtilization"] = (
-        "invocationsPerReplica"
-    )
-    # Invocations per replica per minute, or a utilization percentage.
-    target: Annotated[int, Field(ge=1, le=100_000)] = 100
-    scale_in_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
-    scale_out_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
-
-    @model_validator(mode="after")
-    def _percent(self) -> Autoscaling:
-        if self.metric in UTILIZATION_METRICS and self.target > 100:
-            raise ValueError(f"target {self.target} is not a percentage for {self.metric}")
-        return self
-
-
-class DataCapture(Model):
-    """The share of requests and responses kept in the lake, encrypted with the platform key,
-    under `capture/<endpoint>/` in `zone` (the lake's first zone unless named)."""
-
-    percent: Annotated[int, Field(ge=0, le=100)] = 10
-    zone: ZoneName | None = None
-
-
-class Alarms(Model):
-    """When the endpoint is unhealthy: these alarms also roll a rollout back."""
-
-    errors_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 5
-    latency_p99_ms: Annotated[int, Field(ge=1, le=600_000)] = 1000
-    evaluation_minutes: Annotated[int, Field(ge=1, le=60)] = 3
-
-
-class Rollout(Model):
-    """How a new model version takes the traffic; any alarm of the endpoint rolls it back."""
-
-    strategy: Literal["allAtOnce", "canary", "linear"] = "allAtOnce"
-    canary_percent: Annotated[int, Field(ge=1, le=50)] = 10
-    linear_step_percent: Annotated[int, Field(ge=5, le=50)] = 20
-    # The bake time: how long each step waits, watching the alarms, before the next.
-    # SageMaker takes at most an hour per step (WaitIntervalInSeconds <= 3600).
-    wait_minutes: Annotated[int, Field(ge=1, le=60)] = 10
-
-    @model_validator(mode="after")
-    def _applies(self) -> Rollout:
-        for key, strategy in (("canaryPercent", "canary"), ("linearStepPercent", "linear")):
-            name = "canary_percent" if strategy == "canary" else "linear_step_percent"
-            if name in self.model_fields_set and self.strategy != strategy:
-                raise ValueError(f"{key} applies to strategy {strategy}, not {self.strategy}")
-        return self
-
-
-# A feature name as the model's inputs name it (a column, a JSON key).
-FEATURE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
-DriftScore = Annotated[float, Field(gt=0, le=1)]
-
-
-class BaselineRef(Model):
-    """A folder in a lake zone holding what the endpoint's inputs are compared with:
-    the training data (GCP, Azure) and Model Monitor's statistics.json and
-    constraints.json (AWS; from a baselining job)."""
-
-    zone: ZoneName
-    path: Annotated[
-        str, _matches("baseline path", ARTIFACT_PATH, "a relative folder like baselines/churn")
-    ]
-
-
-class Monitoring(Model):
-    """Drift checks of the endpoint's captured inputs against its baseline. On by
-    default wherever traffic is captured; the baseline defaults to
-    `baselines/<endpoint>` in the artifact's zone (the lake's first without one)."""
-
-    enabled: bool = True
-    baseline: BaselineRef | None = None
-    # How often captured traffic is checked: every hour, every 6, 12 or 24 hours.
-    schedule_hours: Literal[1, 6, 12, 24] = 24
-    # Distance of a feature's distribution from the baseline that counts as drift:
-    # Jensen-Shannon divergence or L-infinity distance, 0 to 1.
-    drift_threshold: DriftScore = 0.3
-    feature_thresholds: Annotated[dict[str, DriftScore], Field(max_length=200)] = {}
-    # The share of captured requests each check reads.
-    sampling_percent: Annotated[int, Field(ge=1, le=100)] = 100
-
-    @model_validator(mode="after")
-    def _features(self) -> Monitoring:
-        pattern = re.compile(FEATURE)
-        for feature in self.feature_thresholds:
-            if not pattern.match(feature):
-                raise ValueError(f"{feature!r} is not a feature name (letters, digits, _ . -)")
-        return self
-
-
-class EndpointAccelerator(Model):
-    """Accelerators attached to a machine type, where the cloud separates them (GCP)."""
-
-    type: Annotated[str, Field(min_length=1)]
-    count: Annotated[int, Field(ge=1, le=16)] = 1
-
-
-class EndpointSettings(Model):
-    """A private, autoscaled model endpoint that captures its traffic and rolls out safely."""
-
-    model: ServedModel
-    instance_type: Annotated[str, Field(min_length=1)]
-    accelerator: EndpointAccelerator | None = None
-    min_replicas: Annotated[int, Field(ge=1, le=100)] = 1
-    max_replicas: Annotated[int, Field(ge=1, le=100)] = 2
-    autoscaling: Autoscaling = Autoscaling()
-    data_capture: DataCapture = DataCapture()
-    rollout: Rollout = Rollout()
-    alarms: Alarms = Alarms()
-    monitoring: Monitoring = Monitoring()
-    # The container makes no outbound call (models that download at start-up cannot).
-    network_isolation: bool = True
-
-    @property
-    def monitored(self) -> bool:
-        """Drift is checked wherever traffic is captured, unless turned off."""
-        return self.monitoring.enabled and self.data_capture.percent > 0
-
-    def baseline(self, endpoint: str, lake_zones: list[str]) -> BaselineRef:
-        """The configured baseline, or `baselines/<endpoint>` beside the artifact."""
-        if self.monitoring.baseline is not None:
-            return self.monitoring.baseline
-        zone = self.model.artifact.zone if self.model.artifact else lake_zones[0]
-        return BaselineRef(zone=zone, path=f"baselines/{endpoint}")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> EndpointSettings:
-        if self.max_replicas < self.min_replicas:
-            raise ValueError(
-                f"maxReplicas ({self.max_replicas}) is below minReplicas ({self.min_replicas})"
-            )
-        return self
-
-
 EMAIL = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
 WEBHOOK = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$"
 
@@ -463,18 +226,18 @@ class AlertSettings(Model):
     stack (an SNS topic, a Cloud Monitoring channel per address, an action group)."""
 
     emails: Annotated[
-        list[Annotated[str, _matches("email address", EMAIL, "name@domain")]],
+        list[Annotated[str, matching("email address", EMAIL, "name@domain")]],
         Field(max_length=20),
-        _unique("address"),
+        unique_items("address"),
     ] = []
-    webhook: Annotated[str, _matches("webhook", WEBHOOK, "an https:// URL")] | None = None
+    webhook: Annotated[str, matching("webhook", WEBHOOK, "an https:// URL")] | None = None
 
 
 REPOSITORY = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
 OIDC_PROVIDER_ARN = (
     r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
 )
-GitHubRepository = Annotated[str, _matches("GitHub repository", REPOSITORY, "owner/name")]
+GitHubRepository = Annotated[str, matching("GitHub repository", REPOSITORY, "owner/name")]
 
 
 class CiSettings(Model):
@@ -485,25 +248,27 @@ class CiSettings(Model):
     repository: GitHubRepository
     # Repositories whose default-branch workflows may push images to the stack's
     # registries (teams calling the reusable publishing workflow).
-    publishers: Annotated[list[GitHubRepository], Field(max_length=20), _unique("repository")] = []
+    publishers: Annotated[
+        list[GitHubRepository], Field(max_length=20), unique_items("repository")
+    ] = []
     # AWS: an account has one GitHub OIDC provider. `create` makes it with the
     # stack; an existing provider's ARN uses that one.
     oidc_provider: Annotated[
-        str, _matches("OIDC provider", f"^create$|{OIDC_PROVIDER_ARN}", "create or its ARN")
+        str, matching("OIDC provider", f"^create$|{OIDC_PROVIDER_ARN}", "create or its ARN")
     ] = "create"
     # The GitHub environment the deploy job of this stack runs in (the stack's
     # environment unless named).
     environment: (
         Annotated[
             str,
-            _matches("GitHub environment", r"^[A-Za-z0-9_.-]{1,255}$", "letters, digits, _ . -"),
+            matching("GitHub environment", r"^[A-Za-z0-9_.-]{1,255}$", "letters, digits, _ . -"),
         ]
         | None
     ) = None
     # AWS: the S3 bucket of the Pulumi backend, where previews take their locks.
     state_bucket: (
         Annotated[
-            str, _matches("bucket", r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")
+            str, matching("bucket", r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")
         ]
         | None
     ) = None
@@ -555,7 +320,7 @@ class AcceleratorPoolSettings(Model):
     # GCP N1 machine types only: the GPUs attached to each node.
     accelerator: EndpointAccelerator | None = None
     # TPUs: the slice's topology (2x4); the TPU type's default when left out.
-    topology: Annotated[str, _matches("TPU topology", TPU_TOPOLOGY, "like 2x4 or 2x2x2")] | None = (
+    topology: Annotated[str, matching("TPU topology", TPU_TOPOLOGY, "like 2x4 or 2x2x2")] | None = (
         None
     )
     min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
@@ -585,7 +350,7 @@ class AcceleratorPoolSettings(Model):
 def _named_map(kind: str):
     def check(values: dict[str, Any]) -> dict[str, Any]:
         for key in values:
-            if not _NAME.match(key):
+            if not NAME.match(key):
                 raise ValueError(f"{key!r} is not a valid {kind} name ({NAME_RULE})")
         return values
 
@@ -599,11 +364,11 @@ class ProjectSettings(Model):
     environment: Environment
     owner: Annotated[
         str,
-        _matches("owner", r"^[a-z0-9][a-z0-9._@-]{0,62}$", "lowercase letters, digits, . _ @ -"),
+        matching("owner", r"^[a-z0-9][a-z0-9._@-]{0,62}$", "lowercase letters, digits, . _ @ -"),
     ]
     cost_center: Annotated[
         str,
-        _matches("cost center", r"^[a-z0-9][a-z0-9_-]{0,62}$", "lowercase letters, digits, _ -"),
+        matching("cost center", r"^[a-z0-9][a-z0-9_-]{0,62}$", "lowercase letters, digits, _ -"),
     ]
     lake: LakeSettings = LakeSettings()
     registries: RegistrySettings = RegistrySettings()

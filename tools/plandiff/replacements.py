@@ -119,7 +119,7 @@ REPLACE_ON_CHANGE: Mapping[str, tuple[str, ...]] = {
     # IAM members: every input names the binding, so any change is a new one.
     "gcp:storage/bucketIAMMember:BucketIAMMember": ("bucket", "condition", "member", "role"),
     "gcp:projects/iAMMember:IAMMember": ("condition", "member", "project", "role"),
-    # The provider's own diff (infra/gcp/vertex_deployment.py REPLACING; a test
+    # The provider's own diff (infra/gcp/vertex_deployment_inputs.py REPLACING; a test
     # keeps the two equal: the plan diff needs only the standard library).
     "pulumi-python:dynamic/gcp:VertexModelDeployment": (
         "acceleratorCount",
