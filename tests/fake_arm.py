@@ -6,12 +6,13 @@ and a provider pointed at it with its waits turned down to milliseconds."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple, TypeVar
+
+from local_http import serving
 
 from infra.azure.arm import ArmProvider
 
@@ -82,18 +83,8 @@ class ArmHandler(BaseHTTPRequestHandler):
 @contextmanager
 def serve(arm: FakeArm, handler: type[ArmHandler]) -> Iterator[str]:
     """Serve `arm` on a free local port for the duration; yields its base URL."""
-    bound = type(handler.__name__, (handler,), {"arm": arm})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), bound)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=1)
+    with serving(type(handler.__name__, (handler,), {"arm": arm})) as url:
+        yield url
 
 
 def local(provider: type[P], url: str, **knobs: Any) -> P:

@@ -1,15 +1,12 @@
 """The plumbing of the small Google API fakes the dynamic providers' tests serve
 on 127.0.0.1 (Vertex AI, Cloud Monitoring): JSON replies and errors in Google's
-shape, the request as received, and a server started and stopped around a test
-module. Each test module's handler answers as its own fake."""
+shape and the request as received (tests/local_http.py serves it). Each test
+module's handler answers as its own fake."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,19 +59,3 @@ class GoogleHandler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self.serve()
-
-
-@contextmanager
-def serving(handler: type[GoogleHandler]) -> Iterator[str]:
-    """`handler` on a free local port for the duration; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=1)

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import pytest
-from fake_google import GoogleHandler, google_error, serving
+from fake_google import GoogleHandler, google_error
 from google.auth.credentials import AnonymousCredentials
+from local_http import serving
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 

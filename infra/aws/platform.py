@@ -151,11 +151,9 @@ def build_aws(settings: PlatformSettings) -> dict[str, Any]:
                 settings=endpoint,
                 placement=placement,
                 encryption=key.encryption,
-                capture_zone=endpoint.data_capture.zone or settings.lake.zones[0],
+                capture_zone=endpoint.capture_zone(settings.lake.zones),
                 alert_actions=route.actions,
-                drift_baseline=endpoint.baseline(name, settings.lake.zones)
-                if endpoint.monitored
-                else None,
+                drift_baseline=endpoint.drift_baseline(name, settings.lake.zones),
             ),
         )
         for name, endpoint in sorted(settings.endpoints.items())

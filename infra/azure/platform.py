@@ -172,12 +172,10 @@ def build_azure(settings: PlatformSettings) -> dict[str, Any]:
                     repository_urls=containers.repository_urls,
                     filesystem_ids=lake.filesystem_ids,
                     model_registry=model_registry,
-                    capture_zone=endpoint.data_capture.zone or settings.lake.zones[0],
+                    capture_zone=endpoint.capture_zone(settings.lake.zones),
                     alert_actions=route.actions,
                     alert_emails=settings.alerts.emails,
-                    drift_baseline=endpoint.baseline(name, settings.lake.zones)
-                    if endpoint.monitored
-                    else None,
+                    drift_baseline=endpoint.drift_baseline(name, settings.lake.zones),
                 ),
             )
             for name, endpoint in sorted(settings.endpoints.items())

@@ -9,7 +9,7 @@ uploads land instead, so the setting is never silently dropped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from infra.common import Baseline
 from infra.gcp.alerts import AlertRoute, AlertRouteArgs
@@ -24,6 +24,18 @@ from infra.gcp.pool import AcceleratorPool, AcceleratorPoolArgs, PoolAgents, Poo
 from infra.gcp.registry import ContainerRegistry, ContainerRegistryArgs
 from infra.gcp.services import ProjectServices, ProjectServicesArgs
 from infra.settings import PlatformSettings
+
+
+class _Foundation(NamedTuple):
+    """What the stack's endpoints and pools are built on."""
+
+    baseline: Baseline
+    project: GcpProject
+    services: ProjectServices
+    key: PlatformKey
+    network: Network
+    lake: DataLake
+    registry: ContainerRegistry
 
 
 def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
@@ -91,17 +103,9 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
         outputs["lakeAccessLogBucket"] = lake.logs.name
     if settings.registries.models.enabled:
         outputs["modelRegistry"] = f"projects/{project.project_id}/locations/{project.region}"
+    base = _Foundation(baseline, project, services, key, network, lake, registry)
     if settings.accelerator_pools:
-        outputs["acceleratorPools"] = _pools(
-            settings,
-            baseline=baseline,
-            project=project,
-            services=services,
-            key=key,
-            network=network,
-            lake=lake,
-            registry=registry,
-        )
+        outputs["acceleratorPools"] = _pools(settings, base)
     audit = AuditLogs(
         baseline.namer.name("audit"),
         AuditLogsArgs(
@@ -119,32 +123,12 @@ def build_gcp(settings: PlatformSettings) -> dict[str, Any]:
     )
     outputs["alertChannels"] = route.channels
     if settings.endpoints:
-        outputs["endpointIds"] = _endpoints(
-            settings,
-            route=route,
-            baseline=baseline,
-            project=project,
-            services=services,
-            key=key,
-            network=network,
-            lake=lake,
-            registry=registry,
-        )
+        outputs["endpointIds"] = _endpoints(settings, base, route)
     return outputs
 
 
-def _endpoints(
-    settings: PlatformSettings,
-    *,
-    route: AlertRoute,
-    baseline: Baseline,
-    project: GcpProject,
-    services: ProjectServices,
-    key: PlatformKey,
-    network: Network,
-    lake: DataLake,
-    registry: ContainerRegistry,
-) -> dict[str, Any]:
+def _endpoints(settings: PlatformSettings, base: _Foundation, route: AlertRoute) -> dict[str, Any]:
+    baseline, project, services, key, network, lake, registry = base
     serving = Serving(
         baseline.namer.name("serving"),
         ServingArgs(
@@ -173,9 +157,7 @@ def _endpoints(
                 notification_channels=route.channels,
                 requires=[services],
                 alert_emails=settings.alerts.emails,
-                drift_baseline=endpoint.baseline(name, settings.lake.zones)
-                if endpoint.monitored
-                else None,
+                drift_baseline=endpoint.drift_baseline(name, settings.lake.zones),
             ),
         )
         for name, endpoint in sorted(settings.endpoints.items())
@@ -183,17 +165,8 @@ def _endpoints(
     return {name: endpoint.endpoint.id for name, endpoint in endpoints.items()}
 
 
-def _pools(
-    settings: PlatformSettings,
-    *,
-    baseline: Baseline,
-    project: GcpProject,
-    services: ProjectServices,
-    key: PlatformKey,
-    network: Network,
-    lake: DataLake,
-    registry: ContainerRegistry,
-) -> dict[str, Any]:
+def _pools(settings: PlatformSettings, base: _Foundation) -> dict[str, Any]:
+    baseline, project, services, key, network, lake, registry = base
     agents = None
     if any(pool.kind == "gpu" for pool in settings.accelerator_pools.values()):
         agents = PoolAgents(

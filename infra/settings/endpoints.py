@@ -185,8 +185,15 @@ class EndpointSettings(Model):
         """Drift is checked wherever traffic is captured, unless turned off."""
         return self.monitoring.enabled and self.data_capture.percent > 0
 
-    def baseline(self, endpoint: str, lake_zones: list[str]) -> BaselineRef:
-        """The configured baseline, or `baselines/<endpoint>` beside the artifact."""
+    def capture_zone(self, lake_zones: list[str]) -> str:
+        """The lake zone captured requests go to: the configured one, else the first."""
+        return self.data_capture.zone or lake_zones[0]
+
+    def drift_baseline(self, endpoint: str, lake_zones: list[str]) -> BaselineRef | None:
+        """What drift is measured against: none when the endpoint is not monitored,
+        else the configured baseline, or `baselines/<endpoint>` beside the artifact."""
+        if not self.monitored:
+            return None
         if self.monitoring.baseline is not None:
             return self.monitoring.baseline
         zone = self.model.artifact.zone if self.model.artifact else lake_zones[0]
